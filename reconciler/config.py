@@ -1,0 +1,251 @@
+"""Settings from flags, environment and a YAML config file, with safe local defaults.
+
+Each option ``--some-name`` is also read from ``DOCKZONE_SOME_NAME`` and from the key
+``some_name`` (or ``some-name``) of the file given by ``--config``/``DOCKZONE_CONFIG``.
+The flag wins over the environment, which wins over the file. Used only by the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler import names
+from reconciler.definitions import NameDefaults
+from reconciler.errors import ConfigError
+from reconciler.model import ZoneSettings
+
+
+def state_directory() -> Path:
+    """Where dockzone keeps its files by default: ``$XDG_STATE_HOME/dockzone`` or
+    ``~/.local/state/dockzone``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "dockzone"
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting: its flag name, how to read a value, its default and help text."""
+
+    name: str
+    parse: Callable[[Any, str], Any]
+    default: Callable[[], Any]
+    help: str
+    metavar: str = ""
+    repeat: bool = False
+    flag: bool = False
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ConfigError(f"{where}: must be a string")
+    return str(value)
+
+
+def _path(value: Any, where: str) -> Path:
+    return Path(_text(value, where)).expanduser()
+
+
+def _ttl(value: Any, where: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: must be a number of seconds, not {value!r}") from None
+    if isinstance(value, bool) or not 0 <= number <= 2**31 - 1:
+        raise ConfigError(f"{where}: must be 0..2147483647, not {value!r}")
+    return number
+
+
+def _domains(value: Any, where: str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise ConfigError(f"{where}: must be a domain name or a list of them")
+    result: list[str] = []
+    for item in items:
+        text = _text(item, where).strip()
+        problem = names.name_problem(text)
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
+        if names.fqdn(text) not in result:
+            result.append(names.fqdn(text))
+    return tuple(result)
+
+
+def _label(value: Any, where: str) -> str:
+    text = _text(value, where).strip(".").lower()
+    if text and names.name_problem(text):
+        raise ConfigError(f"{where}: {names.name_problem(text)}")
+    return text
+
+
+def _address(value: Any, where: str) -> str:
+    text = _text(value, where)
+    if text and names.parse_ip(text) is None:
+        raise ConfigError(f"{where}: must be an IPv4 or IPv6 address, not {text!r}")
+    return text
+
+
+def _listen(value: Any, where: str) -> str:
+    text = _text(value, where)
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{where}: must be ADDR:PORT (like 127.0.0.1:5354), not {text!r}")
+    if names.parse_ip(host.strip("[]")) is None:
+        raise ConfigError(f"{where}: {host!r} is not an IP address")
+    return text
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{where}: must be true or false, not {value!r}")
+
+
+OPTIONS = (
+    Option(
+        "definitions",
+        _path,
+        lambda: state_directory() / "definitions",
+        "directory (or file) of ServiceRecord/DNSEndpoint YAML definitions",
+        "DIR",
+    ),
+    Option(
+        "zones",
+        _path,
+        lambda: state_directory() / "zones",
+        "directory the zone files (db.<zone>) are written to",
+        "DIR",
+    ),
+    Option(
+        "domain",
+        _domains,
+        lambda: ("docker.",),
+        "domain to serve (repeatable; the first is the default zone)",
+        "NAME",
+        repeat=True,
+    ),
+    Option(
+        "environment",
+        _label,
+        lambda: "",
+        "label between relative names and the domain (web.<environment>.docker.)",
+        "NAME",
+    ),
+    Option("ttl", _ttl, lambda: 30, "default TTL of records, in seconds", "N"),
+    Option(
+        "negative_ttl", _ttl, lambda: 30, "TTL of negative answers (SOA minimum), in seconds", "N"
+    ),
+    Option(
+        "hostmaster",
+        _text,
+        lambda: "",
+        "SOA mailbox, like admin@example.com (default hostmaster.<zone>)",
+        "MAILBOX",
+    ),
+    Option(
+        "ns_address",
+        _address,
+        lambda: "127.0.0.1",
+        "address of the zones' nameserver ns.dns.<zone>",
+        "ADDR",
+    ),
+    Option(
+        "reverse",
+        _boolean,
+        lambda: True,
+        "write reverse zones (PTR records) for record addresses",
+        flag=True,
+    ),
+    Option(
+        "dns",
+        _listen,
+        lambda: "127.0.0.1:5354",
+        "address and port DNS is served on (used in the Corefile)",
+        "ADDR:PORT",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Resolved settings for one command."""
+
+    definitions: Path
+    zones: Path
+    domain: tuple[str, ...]
+    environment: str
+    ttl: int
+    negative_ttl: int
+    hostmaster: str
+    ns_address: str
+    reverse: bool
+    dns: str
+
+    def zone_settings(self) -> ZoneSettings:
+        return ZoneSettings(
+            domains=self.domain,
+            default_ttl=self.ttl,
+            negative_ttl=self.negative_ttl,
+            hostmaster=self.hostmaster,
+            ns_address=self.ns_address,
+            reverse=self.reverse,
+        )
+
+    def name_defaults(self) -> NameDefaults:
+        return NameDefaults(self.domain, self.environment)
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """The settings in a YAML config file, keys normalised to option names."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: the config file must be a mapping of option: value")
+    known = {option.name for option in OPTIONS}
+    result = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            raise ConfigError(f"{path}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+        result[name] = value
+    return result
+
+
+def resolve(
+    flags: Mapping[str, Any], environ: Mapping[str, str], config_path: Path | None
+) -> Settings:
+    """Settings from ``flags`` (None = not given), ``environ`` and the config file."""
+    if config_path is None and environ.get("DOCKZONE_CONFIG"):
+        config_path = Path(environ["DOCKZONE_CONFIG"])
+    from_file = load_config_file(config_path) if config_path is not None else {}
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        env = "DOCKZONE_" + option.name.upper()
+        flag = flags.get(option.name)
+        if flag is not None and flag != []:
+            raw, where = flag, "--" + option.name.replace("_", "-")
+        elif environ.get(env) is not None:
+            raw, where = environ[env], env
+        elif option.name in from_file:
+            raw, where = from_file[option.name], f"{config_path}: {option.name}"
+        else:
+            values[option.name] = option.default()
+            continue
+        values[option.name] = option.parse(raw, where)
+    return Settings(**values)

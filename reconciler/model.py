@@ -1,0 +1,188 @@
+"""Frozen value types shared by every part of the reconciler.
+
+Sources produce ``ServiceRecord`` and ``Endpoint`` values; ``zonebuild`` turns them into a
+``ZoneSet`` (origin -> ``ZoneContent``); ``plan`` diffs two zone sets; sinks apply the diff.
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Owner:
+    """Who claimed a record: a source and one object in it.
+
+    ``source`` is ``file`` (later ``docker``, ``api``, ``kubernetes``); ``object`` is
+    ``kind/name`` (``servicerecord/web``); ``location`` says where the object was read
+    (``defs/web.yaml#2``). Owners sort by (source, object, location): that order is the
+    stable rule that settles conflicts (the owner that sorts first keeps the name).
+    """
+
+    source: str
+    object: str
+    location: str = ""
+
+    def __str__(self) -> str:
+        if self.location:
+            return f"{self.location} ({self.object})"
+        return f"{self.source} {self.object}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRecord:
+    """One service, as the ServiceRecord schema describes it, with names made absolute.
+
+    ``name``, ``zone`` and ``aliases`` are lowercase absolute names with a trailing dot;
+    ``host`` is an IP address in its canonical text form, an absolute host name, or empty
+    when the record only carries ``text``.
+    """
+
+    name: str
+    zone: str
+    owner: Owner
+    host: str = ""
+    port: int | None = None
+    protocol: str = "tcp"
+    priority: int = 10
+    weight: int = 0
+    ttl: int | None = None
+    text: tuple[str, ...] = ()
+    mail: bool = False
+    target_strip: int = 0
+    group: str = ""
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An explicit RRset, as ExternalDNS's DNSEndpoint gives it: no aggregation, no PTR.
+
+    ``rdatas`` are in master-file text form, canonical as ``zonebuild`` renders them.
+    """
+
+    name: str
+    zone: str
+    rdtype: str
+    rdatas: tuple[str, ...]
+    owner: Owner
+    field: str
+    ttl: int | None = None
+
+
+Record = ServiceRecord | Endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Why one RR exists: the owner, the field that produced it, and the name it was
+    aggregated from (empty when the RR sits at the record's own name)."""
+
+    owner: Owner
+    field: str
+    via: str = ""
+
+    def __str__(self) -> str:
+        via = f", aggregated from {self.via}" if self.via else ""
+        return f"{self.owner} {self.field}{via}"
+
+
+@dataclass(frozen=True, slots=True)
+class RRset:
+    """All RRs of one name and type. ``rdatas`` are sorted, unique, in master-file text."""
+
+    name: str
+    rdtype: str
+    ttl: int
+    rdatas: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Soa:
+    """A zone's SOA fields except the serial, which the zone file sink assigns."""
+
+    mname: str
+    rname: str
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+    ttl: int
+
+    def to_text(self, serial: int) -> str:
+        return (
+            f"{self.mname} {self.rname} {serial} "
+            f"{self.refresh} {self.retry} {self.expire} {self.minimum}"
+        )
+
+
+RRKey = tuple[str, str, str]
+"""(name, rdtype, rdata): one RR, the key of a zone's provenance map."""
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneContent:
+    """One zone's data: SOA fields and every other RRset (NS included), in canonical order.
+
+    ``provenance`` is not part of equality: two zones with the same data are equal whatever
+    produced them, so moving a definition between files rewrites nothing.
+    """
+
+    origin: str
+    soa: Soa
+    rrsets: tuple[RRset, ...]
+    provenance: Mapping[RRKey, tuple[Provenance, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    @property
+    def record_count(self) -> int:
+        """RRs in the zone, the SOA included."""
+        return 1 + sum(len(rrset.rdatas) for rrset in self.rrsets)
+
+    def rrset(self, name: str, rdtype: str) -> RRset | None:
+        for rrset in self.rrsets:
+            if rrset.name == name and rrset.rdtype == rdtype:
+                return rrset
+        return None
+
+
+ZoneSet = Mapping[str, ZoneContent]
+"""Zones by origin (absolute, lowercase, trailing dot)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A claim that was set aside while building zones, and why.
+
+    ``kept`` is the owner whose data stayed at ``name`` (None when nothing of that claim
+    could be placed at all, e.g. an alias outside every zone).
+    """
+
+    name: str
+    dropped: Owner
+    kept: Owner | None
+    reason: str
+
+    def __str__(self) -> str:
+        kept = f"; kept {self.kept}" if self.kept else ""
+        return f"{self.name} {self.reason}: dropped {self.dropped}{kept}"
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneSettings:
+    """What zonebuild needs besides the records: domains, TTLs, SOA and NS data."""
+
+    domains: tuple[str, ...] = ("docker.",)
+    default_ttl: int = 30
+    negative_ttl: int = 30
+    hostmaster: str = ""
+    ns_address: str = "127.0.0.1"
+    refresh: int = 3600
+    retry: int = 600
+    expire: int = 86400
+    reverse: bool = True
+    reverse_prefix_v4: int = 24
+    reverse_prefix_v6: int = 64

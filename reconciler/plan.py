@@ -1,0 +1,104 @@
+"""The plan: what must change so that a sink holds the desired zones.
+
+``calculate(current, desired)`` is pure (no I/O, no clock, no logging), like ExternalDNS's
+``plan.Calculate``. Per zone and name it sorts RRsets into added, removed and changed:
+
+=================  ===================  ==============================
+current            desired              change
+=================  ===================  ==============================
+zone missing       zone present         zone created, every RRset added
+zone present       zone missing         zone deleted, every RRset removed
+RRset missing      RRset present        added
+RRset present      RRset missing        removed
+RRset A            RRset B (A != B)     changed (TTL or data)
+RRset A            RRset A              nothing
+=================  ===================  ==============================
+
+A changed SOA (hostmaster, timers) is a change of the zone too. An empty plan
+(``Changes.is_empty``) means a sink has nothing to write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.model import RRset, ZoneContent, ZoneSet
+from reconciler.rdata import name_key, type_key
+
+
+@dataclass(frozen=True, slots=True)
+class RRsetChange:
+    """One RRset added (``old`` None), removed (``new`` None) or changed."""
+
+    name: str
+    rdtype: str
+    old: RRset | None
+    new: RRset | None
+
+    @property
+    def action(self) -> str:
+        if self.old is None:
+            return "added"
+        if self.new is None:
+            return "removed"
+        return "changed"
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneChanges:
+    """What changes in one zone. ``current``/``desired`` are the whole zone before/after
+    (None when the zone is created/deleted), for sinks that rewrite whole zones."""
+
+    origin: str
+    current: ZoneContent | None
+    desired: ZoneContent | None
+    rrsets: tuple[RRsetChange, ...]
+    soa_changed: bool = False
+
+    @property
+    def action(self) -> str:
+        if self.current is None:
+            return "create"
+        if self.desired is None:
+            return "delete"
+        return "update"
+
+    def count(self, action: str) -> int:
+        return sum(1 for change in self.rrsets if change.action == action)
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Every zone's changes, in canonical zone order. Empty means nothing to write."""
+
+    zones: tuple[ZoneChanges, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.zones
+
+
+def calculate(current: ZoneSet, desired: ZoneSet) -> Changes:
+    """The changes that turn ``current`` into ``desired`` (see the module docstring)."""
+    zones = []
+    for origin in sorted(set(current) | set(desired), key=name_key):
+        before, after = current.get(origin), desired.get(origin)
+        if before == after:
+            continue
+        changes = _rrset_changes(before, after)
+        soa_changed = before is not None and after is not None and before.soa != after.soa
+        zones.append(ZoneChanges(origin, before, after, changes, soa_changed))
+    return Changes(tuple(zones))
+
+
+def _rrset_changes(
+    before: ZoneContent | None, after: ZoneContent | None
+) -> tuple[RRsetChange, ...]:
+    old = {(r.name, r.rdtype): r for r in (before.rrsets if before else ())}
+    new = {(r.name, r.rdtype): r for r in (after.rrsets if after else ())}
+    result = []
+    for key in sorted(set(old) | set(new), key=lambda k: (name_key(k[0]), type_key(k[1]))):
+        a, b = old.get(key), new.get(key)
+        if a != b:
+            result.append(RRsetChange(key[0], key[1], a, b))
+    return tuple(result)

@@ -1,0 +1,231 @@
+"""The zone file sink: one RFC 1035 master file per zone, ``db.<zone>`` in one directory.
+
+The file names follow CoreDNS's ``auto`` plugin default (``db\\.(.*)``), so CoreDNS (or
+BIND) can serve the directory as it is. ``current()`` reads back the files dockzone wrote
+(first line ``; dockzone zone file for``); ``apply()`` rewrites only the zones in the plan,
+each atomically, with a new SOA serial. Files dockzone did not write are never touched.
+
+Serials never go backwards: the highest serial written per zone is also kept in
+``.dockzone-serials.json`` in the directory, so a zone that is deleted and comes back, or a
+file edited by hand, still gets a higher serial. Called by the CLI and, later, the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler import rdata
+from reconciler.atomicio import atomic_write, fsync_directory
+from reconciler.errors import ZoneWriteError
+from reconciler.model import RRset, Soa, ZoneContent, ZoneSet
+from reconciler.plan import Changes
+from reconciler.render import ZONE_HEADER, render_zone
+from reconciler.serials import next_serial
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = ".dockzone-serials.json"
+
+
+def zone_file_name(origin: str) -> str:
+    """``docker.`` -> ``db.docker``; the root zone is ``db.root``."""
+    return "db." + (origin.rstrip(".") or "root")
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneFile:
+    """A zone file found on disk. ``content`` is None when the file is not dockzone's or
+    cannot be read back; ``serial`` is None when no SOA could be read."""
+
+    origin: str
+    path: Path
+    ours: bool
+    serial: int | None
+    content: ZoneContent | None
+
+
+@dataclass(slots=True)
+class ApplyReport:
+    """What ``apply`` did: files written and deleted, and zones it could not write."""
+
+    written: list[Path] = field(default_factory=list)
+    deleted: list[Path] = field(default_factory=list)
+    errors: list[ZoneWriteError] = field(default_factory=list)
+
+
+def parse_zone_text(text: str) -> tuple[ZoneContent, int]:
+    """Read back a zone file dockzone rendered. Raises ValueError on anything else."""
+    soa: Soa | None = None
+    origin = ""
+    serial = 0
+    rows: dict[tuple[str, str], list[str]] = defaultdict(list)
+    ttls: dict[tuple[str, str], int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line or line.startswith((";", "$")):
+            continue
+        parts = line.split(None, 4)
+        if len(parts) != 5 or parts[2] != "IN" or not parts[1].isdigit():
+            raise ValueError(f"line {number}: not a 'name ttl IN type data' record")
+        name, ttl, _, rdtype, data = parts
+        data = data.rstrip()
+        if rdtype == "SOA":
+            fields = data.split()
+            if soa is not None or len(fields) != 7 or not all(f.isdigit() for f in fields[2:]):
+                raise ValueError(f"line {number}: unexpected SOA")
+            origin = name
+            serial = int(fields[2])
+            refresh, retry, expire, minimum = (int(f) for f in fields[3:])
+            soa = Soa(fields[0], fields[1], refresh, retry, expire, minimum, int(ttl))
+            continue
+        key = (name, rdtype)
+        if key in ttls and ttls[key] != int(ttl):
+            raise ValueError(f"line {number}: {name} {rdtype} has two TTLs")
+        ttls[key] = int(ttl)
+        rows[key].append(data)
+    if soa is None:
+        raise ValueError("no SOA record")
+    rrsets = [
+        RRset(
+            name,
+            rdtype,
+            ttls[(name, rdtype)],
+            _sorted_rdatas(rdtype, texts),
+        )
+        for (name, rdtype), texts in rows.items()
+    ]
+    rrsets.sort(key=lambda r: (rdata.name_key(r.name), rdata.type_key(r.rdtype)))
+    return ZoneContent(origin, soa, tuple(rrsets)), serial
+
+
+def _sorted_rdatas(rdtype: str, texts: list[str]) -> tuple[str, ...]:
+    return tuple(sorted(texts, key=lambda text: rdata.rdata_key(rdtype, text)))
+
+
+def load_zone_files(directory: Path) -> dict[str, ZoneFile]:
+    """Every ``db.*`` file in ``directory``, by origin."""
+    found: dict[str, ZoneFile] = {}
+    if not directory.is_dir():
+        return found
+    for path in sorted(directory.glob("db.*")):
+        if not path.is_file():
+            continue
+        origin = path.name[3:] + "." if path.name != "db.root" else "."
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            found[origin] = ZoneFile(origin, path, False, None, None)
+            continue
+        if not text.startswith(ZONE_HEADER):
+            found[origin] = ZoneFile(origin, path, False, None, None)
+            continue
+        try:
+            content, serial = parse_zone_text(text)
+        except (ValueError, ArithmeticError) as exc:
+            log.warning("%s: cannot read back (%s); it will be rewritten", path, exc)
+            found[origin] = ZoneFile(origin, path, True, _soa_serial(text), None)
+            continue
+        found[origin] = ZoneFile(origin, path, True, serial, content)
+    return found
+
+
+def _soa_serial(text: str) -> int | None:
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 7 and parts[3:4] == ["SOA"] and parts[6].isdigit():
+            return int(parts[6])
+    return None
+
+
+class ZoneFileSink:
+    """Zone files in ``directory``; ``clock`` gives seconds since the epoch (for serials)."""
+
+    name = "zonefiles"
+
+    def __init__(self, directory: Path, clock: Callable[[], float] = time.time) -> None:
+        self.directory = directory
+        self.clock = clock
+
+    def files(self) -> dict[str, ZoneFile]:
+        return load_zone_files(self.directory)
+
+    async def current(self) -> ZoneSet:
+        """The zones dockzone wrote and can read back."""
+        return {
+            origin: file.content
+            for origin, file in self.files().items()
+            if file.ours and file.content is not None
+        }
+
+    async def apply(self, changes: Changes) -> ApplyReport:
+        """Write the changed zones, delete the zones no longer wanted. A zone that cannot
+        be written is reported in the result; the others are still written."""
+        report = ApplyReport()
+        if changes.is_empty:
+            return report
+        self.directory.mkdir(parents=True, exist_ok=True)
+        files = self.files()
+        state = self._load_state()
+        for zone in changes.zones:
+            path = self.directory / zone_file_name(zone.origin)
+            existing = files.get(zone.origin)
+            if existing is not None and not existing.ours:
+                report.errors.append(
+                    ZoneWriteError(
+                        zone.origin,
+                        str(path),
+                        "the file exists and was not written by dockzone; left alone",
+                    )
+                )
+                continue
+            if zone.desired is None:
+                if existing is not None:
+                    path.unlink()
+                    fsync_directory(self.directory)
+                    report.deleted.append(path)
+                continue
+            previous = max(
+                (
+                    s
+                    for s in (state.get(zone.origin), existing.serial if existing else None)
+                    if s is not None
+                ),
+                default=None,
+            )
+            serial = next_serial(previous, int(self.clock()))
+            try:
+                atomic_write(path, render_zone(zone.desired, serial))
+            except OSError as exc:
+                report.errors.append(
+                    ZoneWriteError(zone.origin, str(path), os.strerror(exc.errno or 0) or str(exc))
+                )
+                continue
+            state[zone.origin] = serial
+            report.written.append(path)
+        self._save_state(state)
+        return report
+
+    def _load_state(self) -> dict[str, int]:
+        try:
+            data = json.loads((self.directory / STATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): int(v) for k, v in data.items() if isinstance(v, int)}
+
+    def _save_state(self, state: dict[str, int]) -> None:
+        text = json.dumps(dict(sorted(state.items())), indent=1) + "\n"
+        path = self.directory / STATE_FILE
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                return
+        except OSError:
+            pass
+        atomic_write(path, text)
