@@ -22,7 +22,8 @@ def name_problem(name: str, *, wildcards: bool = False) -> str | None:
 
     Labels are 1-63 characters of letters, digits, ``-`` and ``_`` (service labels like
     ``_http``), not starting or ending with ``-``; the whole name at most 253 characters.
-    ``@`` (the origin) is fine. ``wildcards`` allows a leftmost ``*`` label (an RFC 4592 wildcard, for DNSEndpoint).
+    ``@`` (the origin) is fine. ``wildcards`` allows a leftmost ``*`` label (an RFC 4592
+    wildcard, for DNSEndpoint).
     """
     if name == "@":
         return None
