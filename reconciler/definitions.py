@@ -109,20 +109,29 @@ def load_definitions(
             errors=(DefinitionError(str(path), None, "", "no such file or directory"),)
         )
     base = relative_to if relative_to is not None else (path if path.is_dir() else path.parent)
-    files = sorted(_yaml_files(path)) if path.is_dir() else [path]
+    files = definition_files(path)
     documents: list[Document] = []
     errors: list[DefinitionError] = []
     for file in files:
-        label = _label(file, base)
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            errors.append(DefinitionError(label, None, "", f"cannot read: {exc}"))
-            continue
-        found = parse_definitions(text, label, defaults)
+        found = load_file(file, _label(file, base), defaults)
         documents.extend(found.documents)
         errors.extend(found.errors)
-    return _without_duplicates(documents, errors)
+    return merge_documents(documents, errors)
+
+
+def load_file(file: Path, label: str, defaults: NameDefaults) -> Definitions:
+    """The definitions in one file; ``label`` names it in errors and owners."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return Definitions(errors=(DefinitionError(label, None, "", f"cannot read: {exc}"),))
+    return parse_definitions(text, label, defaults)
+
+
+def definition_files(path: Path) -> list[Path]:
+    """The definitions files at ``path``: the file itself, or every ``*.yaml``/``*.yml``
+    below the directory, hidden ones skipped, sorted."""
+    return sorted(_yaml_files(path)) if path.is_dir() else [path]
 
 
 def _yaml_files(directory: Path) -> Iterable[Path]:
@@ -163,10 +172,10 @@ def parse_definitions(text: str, label: str, defaults: NameDefaults) -> Definiti
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         errors.append(DefinitionError(label, None, "", f"YAML syntax error at {where}{problem}"))
-    return _without_duplicates(documents, errors)
+    return merge_documents(documents, errors)
 
 
-def _without_duplicates(documents: list[Document], errors: list[DefinitionError]) -> Definitions:
+def merge_documents(documents: list[Document], errors: list[DefinitionError]) -> Definitions:
     """Two documents of one kind and name are one object defined twice: the first read
     (sorted file order, then document order) is kept."""
     seen: dict[str, Document] = {}
