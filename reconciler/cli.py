@@ -17,7 +17,7 @@ from typing import TextIO
 
 import yaml
 
-from reconciler import __version__, logs, names, plan
+from reconciler import __version__, daemon, logs, names, plan
 from reconciler.atomicio import write_if_changed
 from reconciler.config import OPTIONS, Settings, resolve
 from reconciler.definitions import Definitions, load_definitions, parse_definitions
@@ -43,25 +43,22 @@ class Context:
         print(f"error: {message}", file=self.err)
 
 
-def _common_options(parser: argparse.ArgumentParser) -> None:
+def _common_options(parser: argparse.ArgumentParser, command: str) -> None:
     group = parser.add_argument_group("settings (also DOCKZONE_<NAME> or the --config file)")
     group.add_argument("--config", type=Path, metavar="FILE", help="YAML file of settings")
     for option in OPTIONS:
+        if option.commands and command not in option.commands:
+            continue
         flag = "--" + option.name.replace("_", "-")
-        if option.flag:
-            group.add_argument(
-                flag,
-                dest=option.name,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=option.help,
-            )
+        dest, text = option.name, option.help
+        if option.switch:
+            group.add_argument(flag, dest=dest, help=text, action="store_const", const=True)
+        elif option.flag:
+            group.add_argument(flag, dest=dest, help=text, action=argparse.BooleanOptionalAction)
         elif option.repeat:
-            group.add_argument(
-                flag, dest=option.name, action="append", metavar=option.metavar, help=option.help
-            )
+            group.add_argument(flag, dest=dest, help=text, action="append", metavar=option.metavar)
         else:
-            group.add_argument(flag, dest=option.name, metavar=option.metavar, help=option.help)
+            group.add_argument(flag, dest=dest, help=text, metavar=option.metavar)
     group.add_argument(
         "--log-level",
         default="WARNING",
@@ -82,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         name: str, summary: str, handler: Callable[[Context, argparse.Namespace], int]
     ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=summary, description=summary)
-        _common_options(sub)
+        _common_options(sub, name)
         sub.set_defaults(handler=handler)
         return sub
 
@@ -109,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="FILE",
         help="YAML file of definitions, or - for standard input",
+    )
+    command(
+        "run",
+        "Run the daemon: watch the definitions, keep the zone files and the DNS server converged.",
+        cmd_run,
+    )
+    command(
+        "serve", "Serve the zone files of a directory over DNS, reloading changed files.", cmd_serve
     )
     command("zones", "List the zone files with their serial and record count.", cmd_zones)
     show = command("show", "Print one zone file.", cmd_show)
@@ -226,11 +231,8 @@ def print_changes(changes: plan.Changes, directory: Path, out: TextIO) -> None:
         path = directory / zone_file_name(zone.origin)
         print(f"{what} {zone.origin} ({path}): {counts or 'no RRsets'}{soa}", file=out)
         for change in zone.rrsets:
-            for sign, rrset in (("-", change.old), ("+", change.new)):
-                if rrset is None:
-                    continue
-                for text in rrset.rdatas:
-                    print(f"  {sign} {rrset.name} {rrset.ttl} IN {rrset.rdtype} {text}", file=out)
+            for line in change.lines():
+                print(f"  {line}", file=out)
 
 
 def cmd_apply(ctx: Context, args: argparse.Namespace) -> int:
@@ -282,6 +284,18 @@ def cmd_apply(ctx: Context, args: argparse.Namespace) -> int:
         state = "unchanged" if not changed else ("configured" if existed else "created")
         print(f"{document.object} {state} ({target})", file=ctx.out)
     return OK
+
+
+def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
+    if args.log_level == "WARNING":
+        logs.configure("INFO")  # a daemon says what it changes
+    return asyncio.run(daemon.run(ctx.settings, ctx.err))
+
+
+def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
+    if args.log_level == "WARNING":
+        logs.configure("INFO")
+    return asyncio.run(daemon.serve(ctx.settings, ctx.err))
 
 
 def cmd_zones(ctx: Context, args: argparse.Namespace) -> int:

@@ -39,6 +39,9 @@ class Option:
     metavar: str = ""
     repeat: bool = False
     flag: bool = False
+    switch: bool = False
+    commands: tuple[str, ...] = ()
+    """The commands that take this option; empty means every command."""
 
 
 def _text(value: Any, where: str) -> str:
@@ -90,14 +93,60 @@ def _address(value: Any, where: str) -> str:
     return text
 
 
-def _listen(value: Any, where: str) -> str:
-    text = _text(value, where)
+def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int]:
+    """``127.0.0.1:53``, ``[::1]:53`` (or, with a default port, ``127.0.0.1``, ``::1``)
+    -> (address, port). Raises ValueError."""
+    text = text.strip()
+    if default_port is not None and names.parse_ip(text.strip("[]")) is not None:
+        return text.strip("[]"), default_port
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{where}: must be ADDR:PORT (like 127.0.0.1:5354), not {text!r}")
-    if names.parse_ip(host.strip("[]")) is None:
-        raise ConfigError(f"{where}: {host!r} is not an IP address")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"must be ADDR:PORT (like 127.0.0.1:5354 or [::1]:5354), not {text!r}")
+    host = host.strip("[]")
+    if names.parse_ip(host) is None:
+        raise ValueError(f"{host!r} is not an IP address")
+    return host, int(port)
+
+
+def _listen(value: Any, where: str) -> str:
+    """``off``, or a comma list of ADDR:PORT."""
+    text = _text(value, where).strip()
+    if text == "off":
+        return text
+    for item in text.split(","):
+        try:
+            parse_hostport(item)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     return text
+
+
+def listen_addresses(text: str) -> list[tuple[str, int]]:
+    """The addresses of a ``--dns`` value (empty for ``off``)."""
+    return [] if text == "off" else [parse_hostport(item) for item in text.split(",")]
+
+
+def _nameservers(value: Any, where: str) -> tuple[tuple[str, int], ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{where}: must be ADDR[:PORT] or a list of them")
+    result = []
+    for item in items:
+        try:
+            result.append(parse_hostport(_text(item, where), 53))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return tuple(result)
+
+
+def _seconds(value: Any, where: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: must be a number of seconds, not {value!r}") from None
+    if isinstance(value, bool) or not 0 < number <= 86400:
+        raise ConfigError(f"{where}: must be more than 0 and at most 86400 seconds")
+    return number
 
 
 def _boolean(value: Any, where: str) -> bool:
@@ -170,8 +219,41 @@ OPTIONS = (
         "dns",
         _listen,
         lambda: "127.0.0.1:5354",
-        "address and port DNS is served on (used in the Corefile)",
+        "where DNS is served: ADDR:PORT, a comma list of them, or off",
         "ADDR:PORT",
+    ),
+    Option(
+        "nameserver",
+        _nameservers,
+        lambda: (),
+        "upstream for names outside the zones (repeatable; default: /etc/resolv.conf)",
+        "ADDR[:PORT]",
+        repeat=True,
+        commands=("run", "serve"),
+    ),
+    Option(
+        "no_rec",
+        _boolean,
+        lambda: False,
+        "answer REFUSED for names outside the zones instead of forwarding them",
+        switch=True,
+        commands=("run", "serve"),
+    ),
+    Option(
+        "rotate",
+        _boolean,
+        lambda: True,
+        "rotate A/AAAA answers round robin",
+        flag=True,
+        commands=("run", "serve"),
+    ),
+    Option(
+        "resync",
+        _seconds,
+        lambda: 60.0,
+        "seconds between full passes when nothing triggers one",
+        "SECONDS",
+        commands=("run", "serve"),
     ),
 )
 
@@ -190,6 +272,10 @@ class Settings:
     ns_address: str
     reverse: bool
     dns: str
+    nameserver: tuple[tuple[str, int], ...]
+    no_rec: bool
+    rotate: bool
+    resync: float
 
     def zone_settings(self) -> ZoneSettings:
         return ZoneSettings(

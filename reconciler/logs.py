@@ -13,3 +13,5 @@ def configure(level: str = "WARNING") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # watchfiles reports every batch of file changes at INFO; the loop says what they did.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)

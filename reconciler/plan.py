@@ -35,6 +35,22 @@ class RRsetChange:
     old: RRset | None
     new: RRset | None
 
+    def lines(self) -> list[str]:
+        """The change as a reviewer reads it: records that go (``-``) and come (``+``) in
+        master-file form, and ``~`` for a TTL change of the records that stay."""
+        result = []
+        old = self.old.rdatas if self.old else ()
+        new = self.new.rdatas if self.new else ()
+        if self.old is not None:
+            ttl = self.old.ttl
+            result += [f"- {self.name} {ttl} IN {self.rdtype} {t}" for t in old if t not in new]
+        if self.new is not None:
+            ttl = self.new.ttl
+            result += [f"+ {self.name} {ttl} IN {self.rdtype} {t}" for t in new if t not in old]
+        if self.old and self.new and self.old.ttl != self.new.ttl:
+            result.append(f"~ {self.name} IN {self.rdtype} TTL {self.old.ttl} -> {self.new.ttl}")
+        return result
+
     @property
     def action(self) -> str:
         if self.old is None:

@@ -211,6 +211,17 @@ class ZoneFileSink:
         self._save_state(state)
         return report
 
+    def serial(self, origin: str) -> int | None:
+        """The serial of ``origin``'s zone file as last written (None: never written)."""
+        known = [self._load_state().get(origin)]
+        try:
+            text = (self.directory / zone_file_name(origin)).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        if text.startswith(ZONE_HEADER):
+            known.append(_soa_serial(text))
+        return max((s for s in known if s is not None), default=None)
+
     def _load_state(self) -> dict[str, int]:
         try:
             data = json.loads((self.directory / STATE_FILE).read_text(encoding="utf-8"))

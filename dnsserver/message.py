@@ -1,0 +1,307 @@
+"""DNS messages on the wire: parse queries, render responses, read upstream answers.
+
+Hand-written rather than dnslib: the server parses every query that misses its response
+cache, and this module does in a few microseconds what dnslib's DNSRecord.parse + pack
+does in hundreds. Used by `server` and `forward`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dnsserver.errors import MessageError
+from dnsserver.name import name_to_wire, read_name
+from dnsserver.rdata import AAAA, OPT, A, decompress_rdata
+from dnsserver.zone import RRset
+
+NOERROR = 0
+FORMERR = 1
+SERVFAIL = 2
+NXDOMAIN = 3
+NOTIMP = 4
+REFUSED = 5
+BADVERS = 16
+
+QR = 0x8000
+AA = 0x0400
+TC = 0x0200
+RD = 0x0100
+RA = 0x0080
+CD = 0x0010
+
+CLASS_IN = 1
+CLASS_ANY = 255
+
+HEADER = struct.Struct("!HHHHHH")
+RR_FIXED = struct.Struct("!HHIH")
+_ROTATED = (A, AAAA)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A parsed query: what the server needs to answer it."""
+
+    id: int
+    flags: int
+    qname: str
+    qtype: int
+    qclass: int
+    question: bytes  # the question section exactly as the client sent it
+    edns: bool
+    udp_size: int  # 512 without EDNS (RFC 6891 §6.2.5: never below 512)
+    edns_version: int
+    edns_options: bool  # the OPT record carried options (cookies, ECS, ...)
+    do: bool
+
+    @property
+    def opcode(self) -> int:
+        """The header's OPCODE."""
+        return (self.flags >> 11) & 0xF
+
+
+def parse_query(data: bytes) -> Query:
+    """Parse a query; raises MessageError (`header` False when not even 12 bytes)."""
+    if len(data) < 12:
+        raise MessageError("shorter than a DNS header", header=False)
+    qid, flags, qdcount, ancount, nscount, arcount = HEADER.unpack_from(data)
+    if qdcount != 1:
+        raise MessageError(f"{qdcount} questions (exactly one is supported)")
+    try:
+        qname, pos = read_name(data, 12, allow_pointers=False)
+    except ValueError as exc:
+        raise MessageError(f"bad question name: {exc}") from None
+    if pos + 4 > len(data):
+        raise MessageError("question runs past the end of the message")
+    qtype, qclass = struct.unpack_from("!HH", data, pos)
+    question = data[12 : pos + 4]
+    pos += 4
+    edns = False
+    udp_size = 512
+    version = 0
+    options = False
+    do = False
+    try:
+        for index in range(ancount + nscount + arcount):
+            rrname, pos = read_name(data, pos)
+            if pos + 10 > len(data):
+                raise ValueError("record runs past the end of the message")
+            rdtype, rdclass, ttl, rdlen = RR_FIXED.unpack_from(data, pos)
+            pos += 10
+            if pos + rdlen > len(data):
+                raise ValueError("rdata runs past the end of the message")
+            if rdtype == OPT:
+                if edns or index < ancount + nscount or rrname != ".":
+                    raise ValueError("misplaced or repeated OPT record")
+                edns = True
+                udp_size = max(512, rdclass)
+                version = (ttl >> 16) & 0xFF
+                do = bool(ttl & 0x8000)
+                options = rdlen > 0
+                opt = pos
+                while opt < pos + rdlen:
+                    if opt + 4 > pos + rdlen:
+                        raise ValueError("truncated EDNS option")
+                    opt += 4 + int.from_bytes(data[opt + 2 : opt + 4], "big")
+                if opt != pos + rdlen:
+                    raise ValueError("EDNS option runs past its record")
+            pos += rdlen
+    except ValueError as exc:
+        raise MessageError(str(exc)) from None
+    if pos != len(data):
+        raise MessageError("trailing bytes after the last record")
+    return Query(qid, flags, qname, qtype, qclass, question, edns, udp_size, version, options, do)
+
+
+class _Writer:
+    """Appends RRs to a message with owner-name compression (RFC 1035 §4.1.4)."""
+
+    __slots__ = ("buf", "names")
+
+    def __init__(self, buf: bytearray, qname: str) -> None:
+        self.buf = buf
+        self.names: dict[bytes, int] = {}
+        self._register(name_to_wire(qname), 12, len(name_to_wire(qname)))
+
+    def _register(self, wire: bytes, start: int, upto: int) -> None:
+        pos = 0
+        while pos < upto and wire[pos] and start + pos < 0x4000:
+            self.names.setdefault(wire[pos:], start + pos)
+            pos += wire[pos] + 1
+
+    def name(self, name: str) -> None:
+        wire = name_to_wire(name)
+        buf = self.buf
+        names = self.names
+        start = len(buf)
+        pos = 0
+        while wire[pos]:
+            offset = names.get(wire[pos:])
+            if offset is not None:
+                buf += wire[:pos]
+                buf += (0xC000 | offset).to_bytes(2, "big")
+                self._register(wire, start, pos)
+                return
+            pos += wire[pos] + 1
+        buf += wire
+        self._register(wire, start, pos)
+
+    def rrset(self, rrset: RRset, owner: str | None, rotation: int, limit: int) -> int:
+        """Write the RRset's records until one would pass `limit`; return how many fit."""
+        buf = self.buf
+        rdatas = rrset.rdatas
+        if rotation and rrset.rdtype in _ROTATED and len(rdatas) > 1:
+            k = rotation % len(rdatas)
+            rdatas = rdatas[k:] + rdatas[:k]
+        name = owner or rrset.name
+        written = 0
+        for rdata in rdatas:
+            mark = len(buf)
+            self.name(name)
+            buf += RR_FIXED.pack(rrset.rdtype, CLASS_IN, rrset.ttl, len(rdata))
+            buf += rdata
+            if len(buf) > limit:
+                del buf[mark:]
+                self.names = {k: v for k, v in self.names.items() if v < mark}
+                return written
+            written += 1
+        return written
+
+
+def opt_record(udp_size: int, ext_rcode: int = 0) -> bytes:
+    """Our OPT pseudo-RR (RFC 6891): version 0, no options."""
+    return b"\x00" + RR_FIXED.pack(OPT, udp_size, (ext_rcode >> 4) << 24, 0)
+
+
+def render_response(
+    query: Query,
+    rcode: int,
+    *,
+    aa: bool,
+    ra: bool,
+    answer: Sequence[RRset] = (),
+    authority: Sequence[RRset] = (),
+    additional: Sequence[RRset] = (),
+    owner: str | None = None,
+    limit: int = 512,
+    udp: bool = True,
+    edns_size: int = 1232,
+    rotation: int = 0,
+) -> bytes:
+    """Render the response to `query`.
+
+    `owner` replaces the owner name of answer RRs (wildcard answers). `limit` is the most
+    bytes the client takes. Over UDP, an answer or authority section that does not fit gives
+    a TC response holding only the question (the client retries over TCP); additional RRs
+    that do not fit are left out silently. Over TCP the message is cut after the last whole
+    RR that fits, with TC set. Never malformed.
+    """
+    flags = QR | (query.flags & (0x7800 | RD | CD)) | (rcode & 0xF)
+    if aa:
+        flags |= AA
+    if ra:
+        flags |= RA
+    opt = opt_record(edns_size, rcode) if query.edns else b""
+    room = limit - len(opt)
+    buf = bytearray(12)
+    buf += query.question
+    writer = _Writer(buf, query.qname)
+    counts = [0, 0, 0]
+    truncated = False
+    for section, rrsets in enumerate((answer, authority)):
+        for rrset in rrsets:
+            n = writer.rrset(rrset, owner if section == 0 else None, rotation, room)
+            counts[section] += n
+            if n < len(rrset.rdatas):
+                truncated = True
+                break
+        if truncated:
+            break
+    if truncated and udp:
+        del buf[12 + len(query.question) :]
+        counts = [0, 0, 0]
+    elif not truncated:
+        for rrset in additional:
+            n = writer.rrset(rrset, None, rotation, room)
+            counts[2] += n
+            if n < len(rrset.rdatas):
+                break
+    if truncated:
+        flags |= TC
+    if opt:
+        buf += opt
+        counts[2] += 1
+    HEADER.pack_into(buf, 0, query.id, flags, 1, *counts)
+    return bytes(buf)
+
+
+def render_error(data: bytes, rcode: int, query: Query | None = None) -> bytes | None:
+    """A bare error response (FORMERR, NOTIMP, REFUSED, SERVFAIL) to a query.
+
+    Echoes the question when `query` parsed; returns None when no header can be read.
+    """
+    if len(data) < 12:
+        return None
+    qid, flags = struct.unpack_from("!HH", data)
+    out_flags = QR | (flags & (0x7800 | RD | CD)) | (rcode & 0xF)
+    if query is None:
+        return HEADER.pack(qid, out_flags, 0, 0, 0, 0)
+    opt = opt_record(1232, rcode) if query.edns else b""
+    return HEADER.pack(qid, out_flags, 1, 0, 0, 1 if opt else 0) + query.question + opt
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """The parts of an upstream response that forwarding needs."""
+
+    id: int
+    flags: int
+    question: bytes
+    answer: tuple[RRset, ...]
+
+    @property
+    def rcode(self) -> int:
+        """The header RCODE (low four bits)."""
+        return self.flags & 0xF
+
+
+def parse_response(data: bytes) -> Response:
+    """Parse an upstream response's header, question and answer section.
+
+    Answer RRs come back one per RRset with names inside rdata expanded. Raises
+    MessageError.
+    """
+    if len(data) < 12:
+        raise MessageError("shorter than a DNS header", header=False)
+    qid, flags, qdcount, ancount, _, _ = HEADER.unpack_from(data)
+    pos = 12
+    answers: list[RRset] = []
+    try:
+        for _ in range(qdcount):
+            _, pos = read_name(data, pos)
+            pos += 4
+        question = data[12:pos]
+        for _ in range(ancount):
+            name, pos = read_name(data, pos)
+            if pos + 10 > len(data):
+                raise ValueError("record runs past the end of the message")
+            rdtype, _, ttl, rdlen = RR_FIXED.unpack_from(data, pos)
+            pos += 10
+            if pos + rdlen > len(data):
+                raise ValueError("rdata runs past the end of the message")
+            rdata = decompress_rdata(rdtype, data, pos, rdlen)
+            answers.append(RRset(name, rdtype, ttl, (rdata,)))
+            pos += rdlen
+    except ValueError as exc:
+        raise MessageError(str(exc)) from None
+    return Response(qid, flags, question, tuple(answers))
+
+
+def make_query(qid: int, qname: str, qtype: int, rd: bool = True) -> bytes:
+    """A plain query message (no EDNS)."""
+    return (
+        HEADER.pack(qid, RD if rd else 0, 1, 0, 0, 0)
+        + name_to_wire(qname)
+        + struct.pack("!HH", qtype, CLASS_IN)
+    )

@@ -1,0 +1,426 @@
+"""The UDP/TCP DNS service: `DNSService(store, listen=...)`, `start()`, `stop()`.
+
+Each UDP socket is served by one thread running a blocking recvfrom/sendto loop. Its hot
+path answers from a response cache: the full wire response keyed by the query's bytes
+after the id (flags, counts, question as sent, OPT record), with the client's id patched
+in. The cache belongs to one `ZoneIndex`: a reload swaps the index and the loop starts a
+new cache, so a cached answer is never older than the zones it came from. Negative
+answers (NXDOMAIN, NODATA) and REFUSED are cached like positive ones; rotated A/AAAA
+answers are cached as a cycle of pre-rendered rotations. A miss goes through
+`message.parse_query` and `answer.resolve`. Forwarded questions never touch the cache and
+run on a small thread pool, so a slow upstream cannot stall the socket. TCP: one thread
+per connection, idle timeout, bounded number of connections, messages up to 64 KiB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from dnsserver.answer import resolve
+from dnsserver.errors import MessageError
+from dnsserver.forward import Forwarder
+from dnsserver.message import (
+    BADVERS,
+    CLASS_ANY,
+    CLASS_IN,
+    FORMERR,
+    NOTIMP,
+    NXDOMAIN,
+    REFUSED,
+    SERVFAIL,
+    Query,
+    make_query,
+    parse_query,
+    parse_response,
+    render_error,
+    render_response,
+)
+from dnsserver.rdata import AAAA, AXFR, IXFR, A
+from dnsserver.zone import RRset
+from dnsserver.zonestore import ZoneIndex, ZoneStore
+
+log = logging.getLogger(__name__)
+
+MAX_ROTATIONS = 16
+TCP_MAX_MESSAGE = 65535
+
+
+@dataclass(slots=True)
+class _Reply:
+    wire: bytes | None = None  # None: drop the query
+    variants: tuple[bytes, ...] = ()  # cacheable renderings (rotations), wire == variants[0]
+    deferred: Callable[[], bytes | None] | None = None  # needs an upstream: run off-thread
+
+
+class DNSService:
+    """An authoritative DNS server for the zones in `store`, on UDP and TCP.
+
+    `listen` is a list of (address, port); port 0 picks a free port (the same for UDP and
+    TCP), see `addresses`. `forwarder` None answers REFUSED for names outside the zones
+    (`no_rec`). `rotate` turns round-robin A/AAAA rotation on.
+    """
+
+    def __init__(
+        self,
+        store: ZoneStore,
+        listen: Sequence[tuple[str, int]] = (("127.0.0.1", 5354),),
+        *,
+        forwarder: Forwarder | None = None,
+        rotate: bool = True,
+        max_udp_size: int = 4096,
+        tcp_idle_timeout: float = 10.0,
+        max_tcp_clients: int = 128,
+        cache_size: int = 100_000,
+        forward_workers: int = 16,
+    ) -> None:
+        self.store = store
+        self.listen = list(listen)
+        self.forwarder = forwarder
+        self.rotate = rotate
+        self.max_udp_size = max(512, min(max_udp_size, 65535))
+        self.tcp_idle_timeout = tcp_idle_timeout
+        self.max_tcp_clients = max_tcp_clients
+        self.cache_size = cache_size
+        self._forward_workers = forward_workers
+        self._max_pending = forward_workers * 16
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._udp: list[socket.socket] = []
+        self._tcp: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._clients: set[socket.socket] = set()
+        self._clients_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self.addresses: list[tuple[str, int]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind every listen address and start serving; raises OSError when a bind fails."""
+        self._stopping.clear()
+        self._executor = ThreadPoolExecutor(self._forward_workers, thread_name_prefix="dns-fwd")
+        try:
+            for host, port in self.listen:
+                udp, tcp = _bind_pair(host, port)
+                self._udp.append(udp)
+                self._tcp.append(tcp)
+                self.addresses.append((host, udp.getsockname()[1]))
+        except OSError:
+            self._close_sockets()
+            raise
+        for udp in self._udp:
+            self._spawn(self._serve_udp, udp, "dns-udp")
+        for tcp in self._tcp:
+            self._spawn(self._serve_tcp, tcp, "dns-tcp")
+        log.info("DNS listening on %s", ", ".join(f"{h}:{p}" for h, p in self.addresses))
+
+    def stop(self) -> None:
+        """Stop serving and close every socket; returns when the server threads ended."""
+        self._stopping.set()
+        for sock in self._udp + self._tcp:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with self._clients_lock:
+            for conn in self._clients:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._close_sockets()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        self._threads.clear()
+        self.addresses.clear()
+
+    def __enter__(self) -> DNSService:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _spawn(
+        self, target: Callable[[socket.socket], None], sock: socket.socket, name: str
+    ) -> None:
+        thread = threading.Thread(target=target, args=(sock,), name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _close_sockets(self) -> None:
+        for sock in self._udp + self._tcp:
+            sock.close()
+        self._udp.clear()
+        self._tcp.clear()
+
+    # -- answering -------------------------------------------------------------------------
+
+    def answer(self, data: bytes, udp: bool = True) -> bytes | None:
+        """The response to one query message (forwarding inline), or None to drop it."""
+        reply = self._answer(data, self.store.snapshot(), udp)
+        if reply.deferred is not None:
+            return reply.deferred()
+        return reply.wire
+
+    def _answer(self, data: bytes, index: ZoneIndex, udp: bool) -> _Reply:
+        if len(data) < 12 or data[2] & 0x80:
+            return _Reply()  # no header, or a response: never answer (no reflection loops)
+        try:
+            query = parse_query(data)
+        except MessageError:
+            return _Reply(render_error(data, FORMERR))
+        if query.opcode != 0:
+            return _Reply(render_error(data, NOTIMP, query))
+        if query.edns and query.edns_version != 0:
+            return _Reply(render_response(query, BADVERS, aa=False, ra=False))
+        if query.qclass not in (CLASS_IN, CLASS_ANY) or query.qtype in (AXFR, IXFR):
+            return _Reply(render_error(data, REFUSED, query))
+        ra = self.forwarder is not None
+        limit = min(query.udp_size, self.max_udp_size) if udp else TCP_MAX_MESSAGE
+        cacheable = udp and not query.edns_options
+        result = resolve(index, query.qname, query.qtype)
+        forwarder = self.forwarder
+        if not result.in_zone:
+            if forwarder is None:
+                wire = render_error(data, REFUSED, query)
+                return _Reply(wire, (wire,) if cacheable and wire else ())
+            return _Reply(deferred=lambda: self._forward(data, query, udp))
+        if result.external is not None and forwarder is not None:
+            external = result.external
+
+            def chase() -> bytes | None:
+                extra, rcode = self._chase(external, query.qtype)
+                return render_response(
+                    query,
+                    rcode if rcode is not None else result.rcode,
+                    aa=True,
+                    ra=ra,
+                    answer=result.answer + extra,
+                    authority=result.authority if rcode is None else [],
+                    limit=limit,
+                    udp=udp,
+                    edns_size=self.max_udp_size,
+                )
+
+            return _Reply(deferred=chase)
+        rotations = 1
+        if self.rotate:
+            for rrset in result.answer:
+                if rrset.rdtype in (A, AAAA):
+                    rotations = max(rotations, min(len(rrset.rdatas), MAX_ROTATIONS))
+        variants = tuple(
+            render_response(
+                query,
+                result.rcode,
+                aa=result.aa,
+                ra=ra,
+                answer=result.answer,
+                authority=result.authority,
+                additional=result.additional,
+                owner=result.owner,
+                limit=limit,
+                udp=udp,
+                edns_size=self.max_udp_size,
+                rotation=k,
+            )
+            for k in range(rotations)
+        )
+        return _Reply(variants[0], variants if cacheable else ())
+
+    def _forward(self, data: bytes, query: Query, udp: bool) -> bytes | None:
+        assert self.forwarder is not None
+        reply = self.forwarder.query(data)
+        if reply is None:
+            return render_error(data, SERVFAIL, query)
+        limit = min(query.udp_size, self.max_udp_size) if udp else TCP_MAX_MESSAGE
+        if len(reply) > limit:
+            try:
+                response = parse_response(reply)
+            except MessageError:
+                return render_error(data, SERVFAIL, query)
+            return render_response(
+                query, response.rcode, aa=False, ra=True, answer=response.answer, limit=limit
+            )
+        return reply
+
+    def _chase(self, target: str, qtype: int) -> tuple[list[RRset], int | None]:
+        """Resolve a CNAME target outside the zones upstream: (answer RRs, rcode or None)."""
+        assert self.forwarder is not None
+        reply = self.forwarder.query(make_query(0, target, qtype))
+        if reply is None:
+            return [], None
+        try:
+            response = parse_response(reply)
+        except MessageError:
+            return [], None
+        if response.rcode == NXDOMAIN:
+            return list(response.answer), NXDOMAIN
+        return list(response.answer), None
+
+    # -- UDP -------------------------------------------------------------------------------
+
+    def _serve_udp(self, sock: socket.socket) -> None:
+        recvfrom = sock.recvfrom
+        sendto = sock.sendto
+        snapshot = self.store.snapshot
+        stopping = self._stopping.is_set
+        answer = self._answer
+        cache_size = self.cache_size
+        cache: dict[bytes, Iterator[bytes]] = {}
+        cache_index: ZoneIndex | None = None
+        while True:
+            try:
+                data, addr = recvfrom(65535)
+            except OSError:
+                if stopping():
+                    return
+                continue
+            index = snapshot()
+            if index is not cache_index:
+                cache = {}
+                cache_index = index
+            hit = cache.get(data[2:])
+            if hit is not None:
+                try:  # noqa: SIM105 (hot path: try/except costs less than contextlib.suppress)
+                    sendto(data[:2] + next(hit), addr)
+                except OSError:
+                    pass
+                continue
+            if not data:
+                if stopping():
+                    return
+                continue
+            try:
+                reply = answer(data, index, True)
+            except Exception:
+                log.exception("failed to answer a UDP query")
+                reply = _Reply(render_error(data, SERVFAIL))
+            if reply.deferred is not None:
+                self._defer(reply.deferred, sock, addr)
+                continue
+            if reply.variants:
+                if len(cache) >= cache_size:
+                    cache.clear()
+                cycle = itertools.cycle([variant[2:] for variant in reply.variants])
+                if len(reply.variants) > 1:
+                    next(cycle)  # the first variant goes out right now
+                cache[data[2:]] = cycle
+            if reply.wire is not None:
+                with contextlib.suppress(OSError):
+                    sendto(data[:2] + reply.wire[2:], addr)
+
+    def _defer(
+        self, job: Callable[[], bytes | None], sock: socket.socket, addr: tuple[str, int]
+    ) -> None:
+        with self._pending_lock:
+            if self._pending >= self._max_pending or self._executor is None:
+                return  # overloaded: drop, the client retries
+            self._pending += 1
+        try:
+            self._executor.submit(self._run_deferred, job, sock, addr)
+        except RuntimeError:  # shutting down
+            with self._pending_lock:
+                self._pending -= 1
+
+    def _run_deferred(
+        self, job: Callable[[], bytes | None], sock: socket.socket, addr: tuple[str, int]
+    ) -> None:
+        try:
+            wire = job()
+            if wire is not None:
+                sock.sendto(wire, addr)
+        except Exception:
+            log.exception("failed to forward a query")
+        finally:
+            with self._pending_lock:
+                self._pending -= 1
+
+    # -- TCP -------------------------------------------------------------------------------
+
+    def _serve_tcp(self, listener: socket.socket) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                continue
+            with self._clients_lock:
+                if len(self._clients) >= self.max_tcp_clients:
+                    conn.close()
+                    continue
+                self._clients.add(conn)
+            threading.Thread(
+                target=self._serve_connection, args=(conn,), name="dns-tcp-conn", daemon=True
+            ).start()
+
+    def _serve_connection(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(self.tcp_idle_timeout)
+            while not self._stopping.is_set():
+                head = _recv_exact(conn, 2)
+                if head is None:
+                    return
+                length = int.from_bytes(head, "big")
+                if length == 0:
+                    return
+                data = _recv_exact(conn, length)
+                if data is None:
+                    return
+                try:
+                    wire = self.answer(data, udp=False)
+                except Exception:
+                    log.exception("failed to answer a TCP query")
+                    wire = render_error(data, SERVFAIL)
+                if wire is not None:
+                    conn.sendall(len(wire).to_bytes(2, "big") + wire)
+        except OSError:
+            pass  # timeouts, resets: the client is gone
+        finally:
+            with self._clients_lock:
+                self._clients.discard(conn)
+            conn.close()
+
+
+def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = conn.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket bound to the same address and port (port 0: a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    attempts = 20 if port == 0 else 1
+    for attempt in range(attempts):
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        tcp = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if family == socket.AF_INET6:
+                udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                tcp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            udp.bind((host, port))
+            tcp.bind((host, udp.getsockname()[1]))
+            tcp.listen(128)
+        except OSError:
+            udp.close()
+            tcp.close()
+            if attempt + 1 == attempts:
+                raise
+            continue
+        return udp, tcp
+    raise OSError(f"cannot bind {host}:{port}")  # unreachable: the loop raises or returns

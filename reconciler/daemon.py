@@ -1,0 +1,147 @@
+"""``dockzone run`` and ``dockzone serve``: the long-running processes.
+
+``run`` wires the definitions source, the reconcile loop, the zone file sink and (unless
+``--dns off``) the in-process DNS server; ``serve`` only serves a zone directory, reloading
+changed files. Both stop cleanly on SIGTERM or SIGINT; SIGHUP forces a full pass (``run``)
+or a rescan (``serve``). Called by ``cli``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from watchfiles import awatch
+
+from dnsserver import DNSService, Forwarder, ZoneDirectory, ZoneStore
+from reconciler.config import Settings, listen_addresses
+from reconciler.loop import Reconciler, resync_timer
+from reconciler.sinks import Sink
+from reconciler.sinks.inprocess import InProcessSink
+from reconciler.sinks.zonefiles import ZoneFileSink
+from reconciler.sources.files import FilesSource
+from reconciler.triggers import Wakeup, next_wakeup
+
+log = logging.getLogger(__name__)
+
+
+def make_forwarder(settings: Settings) -> Forwarder | None:
+    """The upstreams for names outside the zones: ``--nameserver``, else the system's
+    resolv.conf; None with ``--no-rec`` (REFUSED) or when there is none."""
+    if settings.no_rec:
+        return None
+    if settings.nameserver:
+        return Forwarder(list(settings.nameserver))
+    return Forwarder.from_resolv_conf()
+
+
+def start_dns(settings: Settings, store: ZoneStore) -> DNSService | None:
+    """Start the DNS server on ``--dns`` (None for ``off``). Raises OSError."""
+    listen = listen_addresses(settings.dns)
+    if not listen:
+        return None
+    service = DNSService(store, listen, forwarder=make_forwarder(settings), rotate=settings.rotate)
+    service.start()
+    return service
+
+
+def _signals(stop: asyncio.Event, hup: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, hup)
+
+
+def _where(service: DNSService | None) -> str:
+    if service is None:
+        return "DNS off"
+    return "DNS on " + ", ".join(f"{host}:{port}" for host, port in service.addresses)
+
+
+async def run(settings: Settings, err: TextIO) -> int:
+    """The daemon. Returns the exit code."""
+    settings.definitions.mkdir(parents=True, exist_ok=True)
+    store = ZoneStore()
+    zonefiles = ZoneFileSink(settings.zones)
+    sinks: list[Sink] = [zonefiles]
+    try:
+        service = start_dns(settings, store)
+    except OSError as exc:
+        print(f"dockzone: cannot serve DNS on {settings.dns}: {exc.strerror or exc}", file=err)
+        return 1
+    if service is not None:
+        sinks.append(InProcessSink(store, zonefiles.serial))
+    source = FilesSource(settings.definitions, settings.name_defaults())
+    reconciler = Reconciler(source, settings.zone_settings(), sinks)
+    wakeup = Wakeup()
+    stop = asyncio.Event()
+    _signals(stop, lambda: wakeup.set("SIGHUP"))
+    print(
+        f"dockzone: {_where(service)}; definitions {settings.definitions}; zones {settings.zones}",
+        file=err,
+        flush=True,
+    )
+    tasks = [
+        asyncio.create_task(source.watch(wakeup, stop)),
+        asyncio.create_task(resync_timer(wakeup, settings.resync, stop)),
+    ]
+    try:
+        await reconciler.run(wakeup, stop)
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if service is not None:
+            service.stop()
+    log.info("stopped after %d passes", reconciler.passes)
+    return 0
+
+
+async def serve(settings: Settings, err: TextIO) -> int:
+    """Serve the zone files in ``--zones``, reloading changed files. Returns the exit code."""
+    directory: Path = settings.zones
+    directory.mkdir(parents=True, exist_ok=True)
+    store = ZoneStore()
+    zones = ZoneDirectory(directory, store)
+    zones.rescan()
+    try:
+        service = start_dns(settings, store)
+    except OSError as exc:
+        print(f"dockzone: cannot serve DNS on {settings.dns}: {exc.strerror or exc}", file=err)
+        return 1
+    if service is None:
+        print("dockzone: serve needs --dns ADDR:PORT, not off", file=err)
+        return 2
+    print(f"dockzone: {_where(service)}; zones {directory}", file=err, flush=True)
+    wakeup = Wakeup()
+    stop = asyncio.Event()
+    _signals(stop, lambda: wakeup.set("SIGHUP"))
+
+    async def watch() -> None:
+        async for _ in awatch(directory, stop_event=stop, debounce=50, step=10):
+            wakeup.set("zone files")
+
+    tasks = [
+        asyncio.create_task(watch()),
+        asyncio.create_task(resync_timer(wakeup, settings.resync, stop)),
+    ]
+    try:
+        while await next_wakeup(wakeup, stop) is not None:
+            await asyncio.to_thread(zones.rescan)
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        service.stop()
+    return 0

@@ -1,0 +1,116 @@
+"""Forwarding names outside the zones to upstreams the tests start on 127.0.0.x."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import dns.flags
+import dns.rcode
+import pytest
+
+from dnsserver import DNSService, Forwarder, ZoneStore, read_resolv_conf
+from dnsserver.forward import parse_hostport
+from tests.dnsserver.conftest import Upstream, answer_text, query
+
+MakeService = Callable[..., DNSService]
+
+
+def _port(service: DNSService) -> int:
+    return service.addresses[0][1]
+
+
+def test_names_outside_the_zones_are_forwarded(
+    forwarding_store: ZoneStore, upstream: Upstream, make_service: MakeService
+) -> None:
+    service = make_service(forwarding_store, forwarder=Forwarder([("127.0.0.2", upstream.port)]))
+    response = query("127.0.0.1", _port(service), "outside.test.", "TXT", rd=True)
+    assert answer_text(response) == ['outside.test. 300 IN TXT "from upstream"']
+    assert response.flags & dns.flags.RA
+    assert not response.flags & dns.flags.AA
+    response = query("127.0.0.1", _port(service), "missing.test.", rd=True, tcp=True)
+    assert response.rcode() == dns.rcode.NXDOMAIN
+    assert upstream.seen == [("outside.test.", "TXT"), ("missing.test.", "A")]
+
+
+def test_names_inside_the_zones_are_never_forwarded(
+    forwarding_store: ZoneStore, upstream: Upstream, make_service: MakeService
+) -> None:
+    service = make_service(forwarding_store, forwarder=Forwarder([("127.0.0.2", upstream.port)]))
+    for qname in ("nope.docker.", "web.docker.", "x.y.skydns.local."):
+        response = query("127.0.0.1", _port(service), qname, "A", rd=True)
+        assert response.flags & dns.flags.AA
+    assert upstream.seen == []
+
+
+def test_failover_to_the_next_upstream_when_the_first_is_dead(
+    forwarding_store: ZoneStore, upstream: Upstream, dead_port: int, make_service: MakeService
+) -> None:
+    forwarder = Forwarder([("127.0.0.3", dead_port), ("127.0.0.2", upstream.port)], timeout=1)
+    service = make_service(forwarding_store, forwarder=forwarder)
+    response = query("127.0.0.1", _port(service), "outside.test.", "A", rd=True)
+    assert answer_text(response) == ["outside.test. 300 IN A 192.0.2.1"]
+
+
+def test_failover_when_the_first_upstream_is_silent(
+    forwarding_store: ZoneStore, upstream: Upstream, make_service: MakeService
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.4", 0))
+        forwarder = Forwarder(
+            [("127.0.0.4", silent.getsockname()[1]), ("127.0.0.2", upstream.port)], timeout=0.3
+        )
+        service = make_service(forwarding_store, forwarder=forwarder)
+        response = query("127.0.0.1", _port(service), "outside.test.", "A", rd=True)
+    assert answer_text(response) == ["outside.test. 300 IN A 192.0.2.1"]
+
+
+def test_all_upstreams_failing_gives_servfail(
+    forwarding_store: ZoneStore, dead_port: int, make_service: MakeService
+) -> None:
+    service = make_service(forwarding_store, forwarder=Forwarder([("127.0.0.3", dead_port)]))
+    response = query("127.0.0.1", _port(service), "outside.test.", "A", rd=True)
+    assert response.rcode() == dns.rcode.SERVFAIL
+
+
+def test_no_rec_refuses_names_outside_the_zones(
+    forwarding_store: ZoneStore, upstream: Upstream, make_service: MakeService
+) -> None:
+    service = make_service(forwarding_store, forwarder=None)
+    response = query("127.0.0.1", _port(service), "outside.test.", "A", rd=True)
+    assert response.rcode() == dns.rcode.REFUSED
+    assert upstream.seen == []
+
+
+def test_external_cname_targets_are_resolved_upstream(
+    forwarding_store: ZoneStore, upstream: Upstream, make_service: MakeService
+) -> None:
+    service = make_service(forwarding_store, forwarder=Forwarder([("127.0.0.2", upstream.port)]))
+    for tcp in (False, True):
+        response = query("127.0.0.1", _port(service), "ext.docker.", "A", tcp=tcp)
+        assert response.flags & dns.flags.AA
+        assert answer_text(response) == [
+            "ext.docker. 30 IN CNAME www.example.test.",
+            "www.example.test. 300 IN A 192.0.2.80",
+        ]
+
+
+def test_resolv_conf_nameservers_are_read(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("# comment\nsearch example\nnameserver 127.0.0.9\nnameserver fe80::1%eth0\n")
+    assert read_resolv_conf(str(conf)) == [("127.0.0.9", 53), ("fe80::1", 53)]
+    assert Forwarder.from_resolv_conf(str(tmp_path / "missing")) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1", ("127.0.0.1", 53)),
+        ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+        ("::1", ("::1", 53)),
+        ("[::1]:5353", ("::1", 5353)),
+    ],
+)
+def test_parse_hostport(text: str, expected: tuple[str, int]) -> None:
+    assert parse_hostport(text) == expected

@@ -1,0 +1,152 @@
+"""Real servers and clients for the tests: free ports, dig, dnspython queries, and the
+``dockzone run`` daemon as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+
+from tests.helpers import eventually, require_binary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP on ``host`` right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(50):
+        with socket.socket(family, socket.SOCK_DGRAM) as udp:
+            udp.bind((host, 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(family, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    raise OSError("no free port")
+
+
+def query(
+    host: str,
+    port: int,
+    qname: str,
+    qtype: str = "A",
+    *,
+    tcp: bool = False,
+    payload: int | None = None,
+    rd: bool = False,
+    timeout: float = 3.0,
+) -> dns.message.Message:
+    """One query with dnspython (no EDNS unless ``payload``), RD off unless asked."""
+    message = dns.message.make_query(
+        qname, qtype, use_edns=payload is not None, payload=payload or 512
+    )
+    if not rd:
+        message.flags &= ~dns.flags.RD
+    if tcp:
+        return dns.query.tcp(message, host, port=port, timeout=timeout)
+    return dns.query.udp(message, host, port=port, timeout=timeout, ignore_trailing=False)
+
+
+def answer_text(message: dns.message.Message) -> list[str]:
+    """The answer section as sorted zone-file lines."""
+    return sorted(line for rrset in message.answer for line in rrset.to_text().splitlines())
+
+
+def dig(port: int, *args: str, host: str = "127.0.0.1") -> str:
+    """Run dig against a server (+norec, short timeouts); returns its output."""
+    binary = require_binary("dig")
+    result = subprocess.run(
+        [binary, f"@{host}", "-p", str(port), "+norec", "+time=2", "+tries=1", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    return result.stdout + result.stderr
+
+
+def dig_answers(port: int, name: str, rdtype: str = "A") -> list[str]:
+    """dig's answer section as sorted lines with single spaces."""
+    out = dig(port, "+noall", "+answer", name, rdtype)
+    return sorted(" ".join(line.split()) for line in out.splitlines() if line.strip())
+
+
+def answers_soa(host: str, port: int, origin: str) -> None:
+    """Assert that a server answers ``origin``'s SOA (for ``eventually``)."""
+    try:
+        response = query(host, port, origin, "SOA", timeout=0.5)
+    except (OSError, dns.exception.DNSException) as exc:
+        raise AssertionError(str(exc)) from exc
+    assert response.rcode() == dns.rcode.NOERROR
+
+
+@dataclass
+class Daemon:
+    """``dockzone run`` in a subprocess, DNS on 127.0.0.1:``port``, output in ``log``."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    definitions: Path
+    zones: Path
+
+    @classmethod
+    def start(cls, workdir: Path, definitions: Path, *args: str) -> Daemon:
+        port = free_port()
+        zones = workdir / "zones"
+        log = workdir / "dockzone.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKZONE_")}
+        command = [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "run",
+            "--definitions",
+            str(definitions),
+            "--zones",
+            str(zones),
+            "--dns",
+            f"127.0.0.1:{port}",
+            "--no-rec",
+            *args,
+        ]
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+            )
+        daemon = cls(process, port, log, definitions, zones)
+        eventually(daemon.ready, timeout=20)
+        return daemon
+
+    def ready(self) -> None:
+        assert self.process.poll() is None, self.log.read_text()
+        answers_soa("127.0.0.1", self.port, "docker.")  # served once the first pass is done
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def signal(self, signum: signal.Signals) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            raise
