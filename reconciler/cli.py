@@ -19,7 +19,7 @@ import yaml
 
 from reconciler import __version__, daemon, logs, names, plan
 from reconciler.atomicio import write_if_changed
-from reconciler.config import OPTIONS, Settings, resolve
+from reconciler.config import OPTIONS, Settings, listen_addresses, resolve
 from reconciler.definitions import Definitions, load_definitions, parse_definitions
 from reconciler.errors import ConfigError, DefinitionError
 from reconciler.model import ZoneContent
@@ -193,7 +193,7 @@ def cmd_render(ctx: Context, args: argparse.Namespace) -> int:
         text = render_corefile(
             ctx.settings.zones.resolve(),
             sorted(result.zones, key=_zone_order),
-            listen=ctx.settings.dns,
+            listen=listen_addresses(ctx.settings.dns),
         )
         state = "written" if write_if_changed(corefile, text) else "unchanged"
         print(f"{'Corefile':<30} {state:<9} {corefile}", file=ctx.out)

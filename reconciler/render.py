@@ -40,16 +40,22 @@ def render_zone(zone: ZoneContent, serial: int) -> str:
 
 
 def render_corefile(
-    directory: Path, zones: list[str], *, listen: str = "", reload: str = "2s"
+    directory: Path,
+    zones: list[str],
+    *,
+    listen: list[tuple[str, int]] | None = None,
+    reload: str = "2s",
 ) -> str:
     """A Corefile serving ``zones`` from the zone files in ``directory`` with CoreDNS's
-    ``auto`` plugin. ``listen`` is ``ADDR:PORT`` (empty: CoreDNS's default, all addresses
-    on port 53)."""
-    address, _, port = listen.rpartition(":") if listen else ("", "", "")
-    address = address.strip("[]")
+    ``auto`` plugin, bound to the ``listen`` addresses (all on one port; none: CoreDNS's
+    default, every address on port 53)."""
+    listen = listen or []
+    port = listen[0][1] if listen else None
     keys = [f"{zone}:{port}" if port else zone for zone in zones]
     return (
         _environment()
         .get_template("Corefile.j2")
-        .render(zones=keys, directory=str(directory), bind=address, reload=reload)
+        .render(
+            zones=keys, directory=str(directory), bind=" ".join(h for h, _ in listen), reload=reload
+        )
     )

@@ -16,6 +16,7 @@ import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rrset
 
 from tests.helpers import eventually, require_binary
 
@@ -150,3 +151,75 @@ class Daemon:
             self.process.kill()
             self.process.wait(timeout=10)
             raise
+
+
+def summary(response: dns.message.Message) -> tuple[object, ...]:
+    """What two servers must agree on: rcode, AA, the answer RRsets (ignoring order, with
+    TTLs) and, for negative answers, the authority section (the SOA)."""
+
+    def rrsets(section: list[dns.rrset.RRset]) -> set[tuple[str, int, int, frozenset[str]]]:
+        return {
+            (r.name.to_text().lower(), r.rdtype, r.ttl, frozenset(rd.to_text() for rd in r))
+            for r in section
+        }
+
+    negative = not response.answer
+    return (
+        dns.rcode.to_text(response.rcode()),
+        bool(response.flags & dns.flags.AA),
+        rrsets(response.answer),
+        rrsets(response.authority) if negative else None,
+    )
+
+
+@dataclass
+class NamedServer:
+    """A real BIND ``named`` serving a zone directory on 127.0.0.1 (no recursion)."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @classmethod
+    def start(cls, workdir: Path, zones: Path, port: int) -> NamedServer:
+        binary = require_binary("named")
+        zone_clauses = "".join(
+            f'zone "{path.name[3:]}" {{ type primary; file "{path}"; }};\n'
+            for path in sorted(zones.glob("db.*"))
+        )
+        conf = workdir / "named.conf"
+        conf.write_text(
+            f"""options {{
+    directory "{workdir}";
+    pid-file "{workdir}/named.pid";
+    session-keyfile "{workdir}/session.key";
+    managed-keys-directory "{workdir}";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    notify no;
+    allow-transfer {{ none; }};
+    max-records-per-type 0;  // 9.18.28+ caps RRsets at 100 records by default
+}};
+controls {{ }};
+{zone_clauses}"""
+        )
+        log = workdir / "named.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [binary, "-g", "-c", str(conf), "-n", "1"], stdout=out, stderr=subprocess.STDOUT
+            )
+        return cls(process, port, log)
+
+    def answers_soa(self, origin: str) -> None:
+        assert self.process.poll() is None, self.log.read_text()
+        answers_soa("127.0.0.1", self.port, origin)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)

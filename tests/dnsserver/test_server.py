@@ -7,6 +7,8 @@ import socket
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import dns.flags
 import dns.message
@@ -15,8 +17,17 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from dnsserver import DNSService, ZoneStore
-from tests.dnsserver.conftest import Server, answer_text, dig, free_port, query
+from dnsserver import DNSService, Zone, ZoneStore
+from tests.dnsserver.conftest import (
+    DOCKER_ZONE,
+    SKYDNS_ZONE,
+    Server,
+    answer_text,
+    dig,
+    free_port,
+    query,
+    write_zones,
+)
 from tests.helpers import eventually
 
 SOA_DOCKER = "docker. 10 IN SOA ns.dns.docker. hostmaster.docker. 2024010101 3600 600 86400 10"
@@ -424,7 +435,28 @@ def test_idle_tcp_connections_are_closed(make_service: object) -> None:
         assert conn.recv(10) == b""  # closed by the server, well before our 5 s timeout
 
 
-def test_python_m_dnsserver_serves_a_directory(zone_files: object) -> None:
+def test_replace_invalidates_cached_answers(make_service: Callable[..., DNSService]) -> None:
+    def zones(address: str) -> dict[str, Zone]:
+        return {
+            "docker.": Zone.from_records(
+                "docker.",
+                [
+                    ("docker.", "SOA", 30, "ns.docker. h.docker. 1 3600 600 86400 30"),
+                    ("web.docker.", "A", 30, address),
+                ],
+            )
+        }
+
+    store = ZoneStore(zones("10.0.0.1"))
+    port = make_service(store).addresses[0][1]
+    for _ in range(3):  # the second and third come from the response cache
+        assert query("127.0.0.1", port, "web.docker.").answer[0][0].to_text() == "10.0.0.1"
+    store.replace(zones("10.0.0.2"))
+    assert query("127.0.0.1", port, "web.docker.").answer[0][0].to_text() == "10.0.0.2"
+
+
+def test_python_m_dnsserver_serves_a_directory_and_reloads(tmp_path: Path) -> None:
+    write_zones(tmp_path, {"docker.": DOCKER_ZONE})
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -432,7 +464,9 @@ def test_python_m_dnsserver_serves_a_directory(zone_files: object) -> None:
             "-m",
             "dnsserver",
             "--zones",
-            str(zone_files),
+            str(tmp_path),
+            "--interval",
+            "0.1",
             "--listen",
             f"127.0.0.1:{port}",
             "--no-rec",
@@ -447,9 +481,21 @@ def test_python_m_dnsserver_serves_a_directory(zone_files: object) -> None:
                 response = query("127.0.0.1", port, "web.docker.", timeout=0.5)
             except Exception as exc:
                 raise AssertionError(str(exc)) from exc
-            assert response.answer[0][0].to_text() == "10.0.0.7"
+            assert answer_text(response) == ["web.docker. 30 IN A 10.0.0.7"]
 
         eventually(answers, timeout=10)
+        write_zones(tmp_path, {"skydns.local.": SKYDNS_ZONE})
+
+        def reloaded() -> None:
+            try:
+                response = query("127.0.0.1", port, "rails.staging.east.skydns.local.", timeout=0.5)
+            except Exception as exc:
+                raise AssertionError(str(exc)) from exc
+            assert answer_text(response) == [
+                "rails.staging.east.skydns.local. 3600 IN A 10.0.1.125"
+            ]
+
+        eventually(reloaded, timeout=10)
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0

@@ -105,3 +105,12 @@ def test_replace_swaps_the_whole_index() -> None:
 def test_store_rejects_a_zone_under_the_wrong_origin() -> None:
     with pytest.raises(ValueError, match="stored under"):
         ZoneStore({"other.": _zone()})
+
+
+def test_update_replaces_some_zones_and_keeps_the_rest() -> None:
+    other = Zone.from_records("other.", [("other.", "SOA", 30, "ns.other. h.other. 1 1 1 1 1")])
+    store = ZoneStore({"docker.": _zone()})
+    store.update({"other.": other})
+    assert sorted(z.origin for z in store.snapshot()) == ["docker.", "other."]
+    store.update({}, removed={"docker."})
+    assert [z.origin for z in store.snapshot()] == ["other."]

@@ -120,6 +120,17 @@ _http._tcp.web.docker.       30 IN SRV   10 100 80 web.docker.
     assert _texts(zone, "_http._tcp.web.docker.", "SRV") == ["10 100 80 web.docker."]
 
 
+def test_without_ttl_directive_the_soa_minimum_is_the_default() -> None:
+    zone = parse_zone_text(
+        "example. IN SOA ns.example. admin.example. 1 3600 600 86400 120\n"
+        "example. IN NS ns.example.\nwww IN A 192.0.2.1\n",
+        "example.",
+    )
+    www = zone.get("www.example.", rdtype_from_text("A"))
+    assert www is not None
+    assert www.ttl == 120
+
+
 def test_include(tmp_path: Path) -> None:
     (tmp_path / "hosts.inc").write_text("www A 192.0.2.1\n")
     path = tmp_path / "db.example"
