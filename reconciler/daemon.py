@@ -24,6 +24,7 @@ from reconciler.loop import Reconciler, resync_timer
 from reconciler.sinks import Sink
 from reconciler.sinks.inprocess import InProcessSink
 from reconciler.sinks.zonefiles import ZoneFileSink
+from reconciler.sources import MergedSource, Source
 from reconciler.sources.files import FilesSource
 from reconciler.triggers import Wakeup, next_wakeup
 
@@ -63,20 +64,32 @@ def _where(service: DNSService | None) -> str:
     return "DNS on " + ", ".join(f"{host}:{port}" for host, port in service.addresses)
 
 
-async def run(settings: Settings, err: TextIO) -> int:
-    """The daemon. Returns the exit code."""
+def make_sources(settings: Settings) -> list[Source]:
+    """The sources ``run`` reads: the definitions directory (more come with Docker, etcd)."""
     settings.definitions.mkdir(parents=True, exist_ok=True)
-    store = ZoneStore()
+    return [FilesSource(settings.definitions, settings.name_defaults())]
+
+
+def make_sinks(settings: Settings, store: ZoneStore | None) -> list[Sink]:
+    """The sinks ``run`` converges: the zone files, then the in-process server's zones
+    (with the files' serials) when DNS is served."""
     zonefiles = ZoneFileSink(settings.zones)
     sinks: list[Sink] = [zonefiles]
+    if store is not None:
+        sinks.append(InProcessSink(store, zonefiles.serial))
+    return sinks
+
+
+async def run(settings: Settings, err: TextIO) -> int:
+    """The daemon. Returns the exit code."""
+    store = ZoneStore()
     try:
         service = start_dns(settings, store)
     except OSError as exc:
         print(f"dockzone: cannot serve DNS on {settings.dns}: {exc.strerror or exc}", file=err)
         return 1
-    if service is not None:
-        sinks.append(InProcessSink(store, zonefiles.serial))
-    source = FilesSource(settings.definitions, settings.name_defaults())
+    source = MergedSource(make_sources(settings))
+    sinks = make_sinks(settings, store if service is not None else None)
     reconciler = Reconciler(source, settings.zone_settings(), sinks)
     wakeup = Wakeup()
     stop = asyncio.Event()
@@ -93,16 +106,21 @@ async def run(settings: Settings, err: TextIO) -> int:
     try:
         await reconciler.run(wakeup, stop)
     finally:
-        stop.set()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _finish(stop, tasks)
         if service is not None:
             service.stop()
     log.info("stopped after %d passes", reconciler.passes)
     return 0
+
+
+async def _finish(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Stop the background tasks and wait for them."""
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def serve(settings: Settings, err: TextIO) -> int:
@@ -137,11 +155,6 @@ async def serve(settings: Settings, err: TextIO) -> int:
         while await next_wakeup(wakeup, stop) is not None:
             await asyncio.to_thread(zones.rescan)
     finally:
-        stop.set()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _finish(stop, tasks)
         service.stop()
     return 0

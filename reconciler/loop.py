@@ -13,13 +13,12 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from reconciler import plan
-from reconciler.definitions import Definitions
 from reconciler.errors import DockzoneError, ZoneWriteError
 from reconciler.model import ZoneSettings
 from reconciler.sinks import Sink
+from reconciler.sources import Source
 from reconciler.triggers import Wakeup, next_wakeup
 from reconciler.zonebuild import build
 
@@ -29,14 +28,6 @@ MAX_LOGGED_CHANGES = 50
 """RR changes logged one per line in a pass; beyond that, a count."""
 
 
-class Source(Protocol):
-    """Where desired records come from."""
-
-    name: str
-
-    def load(self) -> Definitions: ...
-
-
 @dataclass(slots=True)
 class PassReport:
     """What one pass did."""
@@ -44,8 +35,9 @@ class PassReport:
     seconds: float = 0.0
     changes: dict[str, plan.Changes] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
-    definition_errors: int = 0
+    problems: int = 0
     conflicts: int = 0
+    stale: bool = False
 
     @property
     def changed(self) -> bool:
@@ -66,14 +58,12 @@ class Reconciler:
         """One full pass; errors of one sink do not stop the others."""
         started = time.monotonic()
         report = PassReport()
-        definitions = await asyncio.to_thread(self.source.load)
-        result = build(definitions.records, self.settings)
-        report.definition_errors = len(definitions.errors)
+        snapshot = await asyncio.to_thread(self.source.load)
+        result = build(snapshot.records, self.settings)
+        report.problems = len(snapshot.problems)
+        report.stale = snapshot.stale
         report.conflicts = len(result.conflicts)
-        self._report_new(
-            [f"{e} (definition skipped)" for e in definitions.errors]
-            + [f"conflict: {c}" for c in result.conflicts]
-        )
+        self._report_new(list(snapshot.problems) + [f"conflict: {c}" for c in result.conflicts])
         for sink in self.sinks:
             try:
                 changes = plan.calculate(await sink.current(), result.zones)

@@ -24,6 +24,7 @@ from reconciler.definitions import (
     merge_documents,
 )
 from reconciler.errors import DefinitionError
+from reconciler.sources import Snapshot
 from reconciler.triggers import Wakeup
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,14 @@ class FilesSource:
         self.defaults = defaults
         self._good: dict[str, dict[str, Document]] = {}
 
-    def load(self) -> Definitions:
+    def load(self) -> Snapshot:
+        """Every definition's records, with the last good version of documents now broken;
+        each problem names file, document and field."""
+        definitions = self.load_definitions()
+        problems = tuple(f"{error} (definition skipped)" for error in definitions.errors)
+        return Snapshot(definitions.records, problems)
+
+    def load_definitions(self) -> Definitions:
         """Every definition, with the last good version of documents now broken."""
         documents: list[Document] = []
         errors: list[DefinitionError] = []
