@@ -86,6 +86,7 @@ def resolve(index: ZoneIndex, qname: str, qtype: int) -> Resolution:
             if name == qname and _has_query_wildcard(qname):
                 matched = _query_wildcard(zone, qname, qtype)
                 if matched is not None:
+                    _add_additional(index, matched)
                     return matched
             if not zone.exists(name) and zone.has_wildcards:
                 node = _wildcard_record(zone, name)

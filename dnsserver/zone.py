@@ -136,6 +136,11 @@ class Zone:
         return int.from_bytes(self.soa.rdatas[0][-20:-16], "big")
 
     @property
+    def ns(self) -> RRset | None:
+        """The apex NS RRset, if the zone has one."""
+        return self._nodes[self.origin].get(NS)
+
+    @property
     def negative_ttl(self) -> int:
         """TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 §5)."""
         return min(self.soa.ttl, soa_minimum(self.soa.rdatas[0]))

@@ -142,7 +142,8 @@ class _Parser:
             if ttl is None:
                 if rdtype != SOA:
                     raise ValueError("no TTL given and no $TTL before this record")
-                ttl = int.from_bytes(rdata[-4:], "big")
+                # RFC 1035 files without $TTL: the SOA MINIMUM is the default (as BIND does).
+                ttl = self.last_ttl = int.from_bytes(rdata[-4:], "big")
         else:
             self.last_ttl = ttl
         self.last_owner = owner

@@ -54,6 +54,8 @@ class ServiceRecord:
     target_strip: int = 0
     group: str = ""
     aliases: tuple[str, ...] = ()
+    reverse: bool = True
+    """Publish a PTR for the address (off for host addresses shared by many services)."""
 
 
 @dataclass(frozen=True, slots=True)

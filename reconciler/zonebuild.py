@@ -99,7 +99,7 @@ def build(records: Iterable[Record], settings: ZoneSettings) -> BuildResult:
     if settings.reverse:
         for record in ordered:
             address = _address(record)
-            if address is not None:
+            if address is not None and isinstance(record, ServiceRecord) and record.reverse:
                 zones.add(
                     names.reverse_zone(
                         address, settings.reverse_prefix_v4, settings.reverse_prefix_v6
@@ -163,7 +163,7 @@ class _Builder:
             claim(record.name, rdtype, str(address), "spec.host", _SHARED)
             for name in below:
                 claim(name, rdtype, str(address), "spec.host", _AGGREGATED, via=record.name)
-            if self.settings.reverse:
+            if self.settings.reverse and record.reverse:
                 claim(names.reverse_name(address), "PTR", record.name, "spec.host", _SHARED)
         elif record.host:
             target = record.host

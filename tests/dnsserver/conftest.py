@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +19,8 @@ import dns.rrset
 import pytest
 
 from dnsserver import DNSService, Forwarder, ZoneDirectory, ZoneStore
-from tests.helpers import assert_zone_files_valid, eventually, require_binary
+from tests.helpers import assert_zone_files_valid, eventually
+from tests.servers import NamedServer, free_port, query
 
 DOCKER_ZONE = """\
 ; hand-written, BIND style: relative names, omitted owners, parentheses, comments
@@ -146,33 +146,6 @@ class Server:
         return query(host or self.host, self.port, qname, qtype, tcp=tcp, payload=payload, rd=rd)
 
 
-def query(
-    host: str,
-    port: int,
-    qname: str,
-    qtype: str = "A",
-    *,
-    tcp: bool = False,
-    payload: int | None = None,
-    rd: bool = False,
-    timeout: float = 3.0,
-) -> dns.message.Message:
-    """One query with dnspython (no EDNS unless `payload`), RD off unless asked."""
-    message = dns.message.make_query(
-        qname, qtype, use_edns=payload is not None, payload=payload or 512
-    )
-    if not rd:
-        message.flags &= ~dns.flags.RD
-    if tcp:
-        return dns.query.tcp(message, host, port=port, timeout=timeout)
-    return dns.query.udp(message, host, port=port, timeout=timeout, ignore_trailing=False)
-
-
-def answer_text(message: dns.message.Message) -> list[str]:
-    """The answer section as sorted zone-file lines."""
-    return sorted(line for rrset in message.answer for line in rrset.to_text().splitlines())
-
-
 def start_service(store: ZoneStore, **kwargs: object) -> DNSService:
     service = DNSService(store, [("127.0.0.1", 0)], **kwargs)  # type: ignore[arg-type]
     service.start()
@@ -210,21 +183,6 @@ def _answers(server: Server) -> None:
     except dns.exception.Timeout as exc:
         raise AssertionError("timeout") from exc
     assert response.rcode() == dns.rcode.NOERROR
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on `host` right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((host, 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((host, port))
-                except OSError:
-                    continue
-                return port
-    raise OSError("no free port")
 
 
 @dataclass
@@ -273,7 +231,9 @@ class Upstream:
                 response.set_rcode(dns.rcode.NXDOMAIN)
             else:
                 for line in lines:
-                    response.answer.append(dns.rrset.from_text(*line.split(maxsplit=4)))
+                    name, ttl, rdclass, rdtype, rdata = line.split(maxsplit=4)
+                    rrset = dns.rrset.from_text(name, int(ttl), rdclass, rdtype, rdata)
+                    response.answer.append(rrset)
             self.sock.sendto(response.to_wire(), addr)
 
     def stop(self) -> None:
@@ -328,19 +288,6 @@ def make_service() -> Iterator[Callable[..., DNSService]]:
         service.stop()
 
 
-def dig(port: int, *args: str, host: str = "127.0.0.1") -> str:
-    """Run dig against a server (+norec, short timeouts); returns its output."""
-    binary = require_binary("dig")
-    result = subprocess.run(
-        [binary, f"@{host}", "-p", str(port), "+norec", "+time=2", "+tries=1", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
-    return result.stdout + result.stderr
-
-
 @pytest.fixture
 def forwarding_store(zone_files: Path) -> ZoneStore:
     store = ZoneStore()
@@ -349,63 +296,6 @@ def forwarding_store(zone_files: Path) -> ZoneStore:
 
 
 __all__ = ["Forwarder"]
-
-
-@dataclass
-class NamedServer:
-    """A real BIND `named` serving a zone directory on 127.0.0.1 (no recursion)."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @classmethod
-    def start(cls, workdir: Path, zones: Path, port: int) -> NamedServer:
-        binary = require_binary("named")
-        zone_clauses = "".join(
-            f'zone "{path.name[3:]}" {{ type primary; file "{path}"; }};\n'
-            for path in sorted(zones.glob("db.*"))
-        )
-        conf = workdir / "named.conf"
-        conf.write_text(
-            f"""options {{
-    directory "{workdir}";
-    pid-file "{workdir}/named.pid";
-    session-keyfile "{workdir}/session.key";
-    managed-keys-directory "{workdir}";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    dnssec-validation no;
-    notify no;
-    allow-transfer {{ none; }};
-    max-records-per-type 0;  // 9.18.28+ caps RRsets at 100 records; many.docker has 120
-}};
-controls {{ }};
-{zone_clauses}"""
-        )
-        log = workdir / "named.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [binary, "-g", "-c", str(conf), "-n", "1"], stdout=out, stderr=subprocess.STDOUT
-            )
-        return cls(process, port, log)
-
-    def answers_soa(self, origin: str) -> None:
-        assert self.process.poll() is None, self.log.read_text()
-        try:
-            response = query("127.0.0.1", self.port, origin, "SOA", timeout=0.5)
-        except (OSError, dns.exception.DNSException) as exc:
-            raise AssertionError(str(exc)) from exc
-        assert response.rcode() == dns.rcode.NOERROR
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -423,7 +313,11 @@ def named(
     server = NamedServer.start(tmp_path_factory.mktemp("named"), compared_zone_files, free_port())
     try:
         for origin in COMPARED_ZONES:
-            eventually(lambda origin=origin: server.answers_soa(origin), timeout=15)
+
+            def loaded(origin: str = origin) -> None:
+                server.answers_soa(origin)
+
+            eventually(loaded, timeout=15)
         yield server
     finally:
         server.stop()

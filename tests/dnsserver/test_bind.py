@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dns.flags
-import dns.message
 import pytest
 
 from dnsserver import ZoneDirectory, ZoneStore
-from tests.dnsserver.conftest import COMPARED_ZONES, NamedServer, query, start_service
+from tests.dnsserver.conftest import COMPARED_ZONES, start_service
+from tests.servers import NamedServer, query, summary
 
 TYPES = ["A", "AAAA", "CNAME", "SRV", "TXT", "MX", "NS", "PTR", "SOA", "ANY"]
 
@@ -31,22 +30,6 @@ def _corpus(zone_files: Path) -> list[tuple[str, str]]:
     return [(name, rdtype) for name in sorted(names) for rdtype in TYPES]
 
 
-def _summary(response: dns.message.Message) -> tuple[object, ...]:
-    def rrsets(section: list[dns.rrset.RRset]) -> set[tuple[str, int, int, frozenset[str]]]:
-        return {
-            (r.name.to_text().lower(), r.rdtype, r.ttl, frozenset(rd.to_text() for rd in r))
-            for r in section
-        }
-
-    negative = not response.answer
-    return (
-        response.rcode(),
-        bool(response.flags & dns.flags.AA),
-        rrsets(response.answer),
-        rrsets(response.authority) if negative else None,
-    )
-
-
 def test_dockzone_answers_like_bind(named: NamedServer, compared_zone_files: Path) -> None:
     store = ZoneStore()
     ZoneDirectory(compared_zone_files, store).rescan()
@@ -57,8 +40,8 @@ def test_dockzone_answers_like_bind(named: NamedServer, compared_zone_files: Pat
         assert len(corpus) > 300
         differences = []
         for qname, rdtype in corpus:
-            ours = _summary(query("127.0.0.1", port, qname, rdtype, tcp=True))
-            theirs = _summary(query("127.0.0.1", named.port, qname, rdtype, tcp=True))
+            ours = summary(query("127.0.0.1", port, qname, rdtype, tcp=True))
+            theirs = summary(query("127.0.0.1", named.port, qname, rdtype, tcp=True))
             if ours != theirs:
                 differences.append(f"{qname} {rdtype}:\n  dockzone {ours}\n  bind     {theirs}")
         assert not differences, f"{len(differences)} of {len(corpus)} differ:\n" + "\n".join(

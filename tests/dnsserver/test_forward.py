@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import dns.flags
+import dns.message
 import dns.rcode
 import pytest
 
 from dnsserver import DNSService, Forwarder, ZoneStore, read_resolv_conf
 from dnsserver.forward import parse_hostport
-from tests.dnsserver.conftest import Upstream, answer_text, query
+from tests.dnsserver.conftest import Upstream
+from tests.servers import answer_text, query
 
 MakeService = Callable[..., DNSService]
 
@@ -64,6 +67,23 @@ def test_failover_when_the_first_upstream_is_silent(
         service = make_service(forwarding_store, forwarder=forwarder)
         response = query("127.0.0.1", _port(service), "outside.test.", "A", rd=True)
     assert answer_text(response) == ["outside.test. 300 IN A 192.0.2.1"]
+
+
+def test_a_silent_upstream_does_not_stall_local_answers(
+    forwarding_store: ZoneStore, make_service: MakeService
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.4", 0))
+        forwarder = Forwarder([("127.0.0.4", silent.getsockname()[1])], timeout=3)
+        service = make_service(forwarding_store, forwarder=forwarder)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            for i in range(100):  # more than the forwarding pool's workers
+                wire = dns.message.make_query(f"n{i}.outside.test.", "A").to_wire()
+                client.sendto(wire, ("127.0.0.1", _port(service)))
+        started = time.monotonic()
+        response = query("127.0.0.1", _port(service), "web.docker.", timeout=1)
+        assert time.monotonic() - started < 1
+    assert answer_text(response) == ["web.docker. 30 IN A 10.0.0.7"]
 
 
 def test_all_upstreams_failing_gives_servfail(

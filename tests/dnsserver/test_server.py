@@ -18,17 +18,9 @@ import dns.rdatatype
 import pytest
 
 from dnsserver import DNSService, Zone, ZoneStore
-from tests.dnsserver.conftest import (
-    DOCKER_ZONE,
-    SKYDNS_ZONE,
-    Server,
-    answer_text,
-    dig,
-    free_port,
-    query,
-    write_zones,
-)
+from tests.dnsserver.conftest import DOCKER_ZONE, SKYDNS_ZONE, Server, write_zones
 from tests.helpers import eventually
+from tests.servers import answer_text, dig, free_port, query
 
 SOA_DOCKER = "docker. 10 IN SOA ns.dns.docker. hostmaster.docker. 2024010101 3600 600 86400 10"
 
@@ -194,6 +186,15 @@ def test_additional_section_holds_in_zone_srv_targets(dockzone_dns: Server) -> N
         "redis1.redis.docker. 60 IN A 10.0.1.1",
         "redis2.redis.docker. 60 IN A 10.0.1.2",
     ]
+
+
+def test_query_wildcard_srv_answers_carry_target_addresses(dockzone_dns: Server) -> None:
+    response = dockzone_dns.query("_redis.*.redis.docker.", "SRV", payload=1232)
+    assert len(response.answer[0]) == 2
+    assert {r.name.to_text() for r in response.additional} == {
+        "redis1.redis.docker.",
+        "redis2.redis.docker.",
+    }
 
 
 def test_any_returns_every_rrset_at_the_name(dockzone_dns: Server) -> None:
@@ -453,6 +454,33 @@ def test_replace_invalidates_cached_answers(make_service: Callable[..., DNSServi
         assert query("127.0.0.1", port, "web.docker.").answer[0][0].to_text() == "10.0.0.1"
     store.replace(zones("10.0.0.2"))
     assert query("127.0.0.1", port, "web.docker.").answer[0][0].to_text() == "10.0.0.2"
+
+
+def test_tcp_connections_beyond_the_limit_are_closed(
+    make_service: Callable[..., DNSService],
+) -> None:
+    service = make_service(ZoneStore(), max_tcp_clients=4, tcp_idle_timeout=5)
+    address = ("127.0.0.1", service.addresses[0][1])
+    held = [socket.create_connection(address, timeout=5) for _ in range(4)]
+    try:
+        # The server counts a connection once its accept loop took it: retry until full.
+        def refused() -> None:
+            with socket.create_connection(address, timeout=5) as extra:
+                try:
+                    extra.sendall(b"\x00")
+                    assert extra.recv(10) == b""
+                except ConnectionResetError:
+                    pass  # closed with our byte unread: a reset, just as good
+
+        eventually(refused, timeout=5)
+    finally:
+        for conn in held:
+            conn.close()
+
+    def answers_again() -> None:
+        assert query("127.0.0.1", address[1], "x.", tcp=True).rcode() == dns.rcode.REFUSED
+
+    eventually(answers_again, timeout=5)
 
 
 def test_python_m_dnsserver_serves_a_directory_and_reloads(tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ def test_from_records_builds_every_supported_type() -> None:
         ("7.0.0.10.in-addr.arpa.docker.", "PTR", 30, "web.docker."),
     )
     assert zone.serial == 5
+    assert zone.ns is not None
+    assert zone.ns.rdatas == (b"\x02ns\x03dns\x06docker\x00",)
     assert zone.negative_ttl == 30
     txt = zone.get("web.docker.", rdtype_from_text("TXT"))
     assert txt is not None

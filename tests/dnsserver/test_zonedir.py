@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from pathlib import Path
@@ -21,15 +22,14 @@ web IN A {address}
 """
 
 
+_TICKS = itertools.count(1)
+
+
 def _write(path: Path, text: str) -> None:
     path.write_text(text)
     # Make every write visible to the mtime/size/inode check, even within one clock tick.
     st = path.stat()
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000 * (1 + _write.count)))
-    _write.count += 1
-
-
-_write.count = 0  # type: ignore[attr-defined]
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000 * next(_TICKS)))
 
 
 def _address(store: ZoneStore) -> str | None:
