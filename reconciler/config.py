@@ -160,6 +160,31 @@ def _boolean(value: Any, where: str) -> bool:
     raise ConfigError(f"{where}: must be true or false, not {value!r}")
 
 
+def _docker_default() -> str:
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    return "unix:///var/run/docker.sock" if Path("/var/run/docker.sock").exists() else "off"
+
+
+def _cert(name: str) -> str:
+    directory = os.environ.get("DOCKER_CERT_PATH") or os.environ.get("DOCKER_CERTS") or ""
+    return str(Path(directory) / name) if directory and (Path(directory) / name).exists() else ""
+
+
+def _networks(value: Any, where: str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{where}: must be a network name or a list of them")
+    return tuple(_text(item, where).strip() for item in items if str(item).strip())
+
+
+def _health(value: Any, where: str) -> str:
+    text = _text(value, where)
+    if text not in ("healthy", "starting", "ignore"):
+        raise ConfigError(f"{where}: must be healthy, starting or ignore, not {text!r}")
+    return text
+
+
 OPTIONS = (
     Option(
         "definitions",
@@ -255,6 +280,73 @@ OPTIONS = (
         "SECONDS",
         commands=("run", "serve"),
     ),
+    Option(
+        "docker",
+        _text,
+        _docker_default,
+        "Docker endpoint (unix:// or tcp://), or off; default DOCKER_HOST, else the local "
+        "socket when it exists",
+        "URL",
+        commands=("run",),
+    ),
+    Option(
+        "tlsverify",
+        _boolean,
+        lambda: bool(os.environ.get("DOCKER_TLS_VERIFY")),
+        "verify the Docker daemon's TLS certificate (default: DOCKER_TLS_VERIFY)",
+        switch=True,
+        commands=("run",),
+    ),
+    Option(
+        "tlscacert",
+        _text,
+        lambda: _cert("ca.pem"),
+        "CA certificate for the Docker daemon (default: DOCKER_CERT_PATH or DOCKER_CERTS)",
+        "FILE",
+        commands=("run",),
+    ),
+    Option(
+        "tlscert",
+        _text,
+        lambda: _cert("cert.pem"),
+        "client certificate for the Docker daemon",
+        "FILE",
+        commands=("run",),
+    ),
+    Option(
+        "tlskey",
+        _text,
+        lambda: _cert("key.pem"),
+        "client key for the Docker daemon",
+        "FILE",
+        commands=("run",),
+    ),
+    Option(
+        "host_address",
+        _address,
+        lambda: "",
+        "address published for host-network containers and ports bound to 0.0.0.0",
+        "ADDR",
+        commands=("run",),
+    ),
+    Option(
+        "docker_network",
+        _networks,
+        lambda: (),
+        "only publish container addresses on this network (repeatable; default: all)",
+        "NAME",
+        repeat=True,
+        commands=("run",),
+    ),
+    Option(
+        "health",
+        _health,
+        lambda: "healthy",
+        "containers with a health check are published when: healthy, starting (or healthy), "
+        "or ignore (always)",
+        "POLICY",
+        commands=("run",),
+    ),
 )
 
 
@@ -276,6 +368,14 @@ class Settings:
     no_rec: bool
     rotate: bool
     resync: float
+    docker: str
+    tlsverify: bool
+    tlscacert: str
+    tlscert: str
+    tlskey: str
+    host_address: str
+    docker_network: tuple[str, ...]
+    health: str
 
     def zone_settings(self) -> ZoneSettings:
         return ZoneSettings(

@@ -25,6 +25,7 @@ from reconciler.sinks import Sink
 from reconciler.sinks.inprocess import InProcessSink
 from reconciler.sinks.zonefiles import ZoneFileSink
 from reconciler.sources import MergedSource, Source
+from reconciler.sources.docker import DockerOptions, DockerSource
 from reconciler.sources.files import FilesSource
 from reconciler.triggers import Wakeup, next_wakeup
 
@@ -67,7 +68,24 @@ def _where(service: DNSService | None) -> str:
 def make_sources(settings: Settings) -> list[Source]:
     """The sources ``run`` reads: the definitions directory (more come with Docker, etcd)."""
     settings.definitions.mkdir(parents=True, exist_ok=True)
-    return [FilesSource(settings.definitions, settings.name_defaults())]
+    sources: list[Source] = [FilesSource(settings.definitions, settings.name_defaults())]
+    if settings.docker != "off":
+        sources.append(DockerSource(docker_options(settings), settings.name_defaults()))
+    return sources
+
+
+def docker_options(settings: Settings) -> DockerOptions:
+    """The Docker source's settings."""
+    return DockerOptions(
+        url=settings.docker,
+        tls_verify=settings.tlsverify,
+        tls_ca=settings.tlscacert,
+        tls_cert=settings.tlscert,
+        tls_key=settings.tlskey,
+        host_address=settings.host_address,
+        networks=settings.docker_network,
+        health=settings.health,
+    )
 
 
 def make_sinks(settings: Settings, store: ZoneStore | None) -> list[Sink]:
@@ -94,8 +112,10 @@ async def run(settings: Settings, err: TextIO) -> int:
     wakeup = Wakeup()
     stop = asyncio.Event()
     _signals(stop, lambda: wakeup.set("SIGHUP"))
+    docker = f"docker {settings.docker}" if settings.docker != "off" else "no Docker endpoint"
     print(
-        f"dockzone: {_where(service)}; definitions {settings.definitions}; zones {settings.zones}",
+        f"dockzone: {_where(service)}; definitions {settings.definitions}; {docker}; "
+        f"zones {settings.zones}",
         file=err,
         flush=True,
     )

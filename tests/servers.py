@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,8 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rrset
+import docker
+import docker.types
 
 from tests.helpers import eventually, require_binary
 
@@ -223,3 +227,71 @@ controls {{ }};
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+@dataclass
+class DockerDaemon:
+    """A private dockerd started by ``hack/dockerd`` in ``directory``, with the busybox
+    test image and a test network ``network`` (198.18.42.0/24, a benchmarking range)."""
+
+    directory: Path
+    url: str
+    network: str = "dzt"
+
+    @classmethod
+    def start_new(cls) -> DockerDaemon:
+        """Start one in a new short directory under /tmp: containerd's socket lives in it,
+        and a unix socket path may not exceed 107 bytes (pytest's tmp paths can)."""
+        return cls.start(Path(tempfile.mkdtemp(prefix="dzd-", dir="/tmp")))
+
+    @classmethod
+    def start(cls, directory: Path) -> DockerDaemon:
+        require_binary("dockerd")
+        result = subprocess.run(
+            [str(ROOT / "hack" / "dockerd"), str(directory)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=ROOT,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        daemon = cls(directory, result.stdout.strip().splitlines()[-1])
+        client = daemon.client()
+        try:
+            if not client.networks.list(names=[daemon.network]):
+                ipam = docker.types.IPAMConfig(
+                    pool_configs=[docker.types.IPAMPool(subnet="198.18.42.0/24")]
+                )
+                client.networks.create(daemon.network, driver="bridge", ipam=ipam)
+        finally:
+            client.close()
+        return daemon
+
+    def client(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url=self.url, version="auto", timeout=30)
+
+    def pid(self) -> int:
+        return int((self.directory / "docker.pid").read_text())
+
+    def stop(self) -> None:
+        """Stop dockerd and wait until it is gone (containers live on: live-restore)."""
+        pid = self.pid()
+        os.kill(pid, signal.SIGTERM)
+
+        def gone() -> None:
+            assert not Path(f"/proc/{pid}").exists() or "zombie" in _state(pid)
+
+        eventually(gone, timeout=60)
+
+    def remove(self) -> None:
+        """Stop dockerd and delete its directory (images, containers, state)."""
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return "zombie"

@@ -1,0 +1,276 @@
+"""The Docker source against a real dockerd: containers started by the test, answers read
+with dig from a running ``dockzone run``. Every container a test creates is removed."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.rcode
+import docker
+import docker.models.containers
+import pytest
+
+from reconciler.definitions import NameDefaults
+from reconciler.sources.docker import DockerOptions, DockerSource
+from tests.dockerimage import IMAGE, ensure_image
+from tests.helpers import eventually
+from tests.servers import Daemon, DockerDaemon, dig_answers, free_port, query
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def dockerd() -> Iterator[DockerDaemon]:
+    daemon = DockerDaemon.start_new()
+    ensure_image(daemon.url)
+    try:
+        yield daemon
+    finally:
+        daemon.remove()
+
+
+@pytest.fixture(scope="module")
+def dockzone(dockerd: DockerDaemon, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    workdir = tmp_path_factory.mktemp("dockzone")
+    definitions = workdir / "definitions"
+    definitions.mkdir()
+    daemon = Daemon.start(
+        workdir, definitions, "--docker", dockerd.url, "--host-address", "127.0.0.1"
+    )
+    try:
+        yield daemon
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+
+
+@pytest.fixture
+def run(dockerd: DockerDaemon) -> Iterator[Any]:
+    """Start a container on the test network; removed when the test ends."""
+    client = dockerd.client()
+    started: list[docker.models.containers.Container] = []
+
+    def start(name: str | None = None, **kwargs: Any) -> docker.models.containers.Container:
+        kwargs.setdefault("network", dockerd.network)
+        container = client.containers.run(
+            IMAGE, detach=True, name=name or f"c{next(_names)}", **kwargs
+        )
+        started.append(container)
+        container.reload()
+        return container
+
+    yield start
+    for container in started:
+        container.remove(force=True)
+    client.close()
+
+
+def address(container: docker.models.containers.Container, network: str = "dzt") -> str:
+    return str(container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"])
+
+
+def answers(port: int, name: str, rdtype: str = "A") -> list[str]:
+    return [line.split()[-1] for line in dig_answers(port, name, rdtype)]
+
+
+def expect(port: int, name: str, values: list[str], rdtype: str = "A") -> None:
+    eventually(lambda: _equal(answers(port, name, rdtype), sorted(values)), timeout=10)
+
+
+def _equal(got: list[str], want: list[str]) -> None:
+    assert got == want
+
+
+def test_default_name_and_image_aggregation(dockzone: Daemon, run: Any) -> None:
+    one = run("web-one")
+    two = run("web-two")
+    expect(dockzone.port, "web-one.busybox.docker", [address(one)])
+    expect(dockzone.port, "busybox.docker", sorted([address(one), address(two)]))
+    [ptr] = answers(
+        dockzone.port, ".".join(reversed(address(one).split("."))) + ".in-addr.arpa", "PTR"
+    )
+    assert ptr == "web-one.busybox.docker."
+
+
+NAMING = [
+    ({"environment": {"DNSDOCK_NAME": "api", "DNSDOCK_IMAGE": "svc"}}, "api.svc.docker"),
+    (
+        {"environment": {"DNSDOCK_NAME": "env"}, "labels": {"DNSDOCK_NAME": "label"}},
+        "label.busybox.docker",
+    ),
+    ({"labels": {"com.dnsdock.name": "x", "com.dnsdock.image": "y"}}, "x.y.docker"),
+    (
+        {
+            "environment": {
+                "SERVICE_NAME": "db",
+                "SERVICE_TAGS": "primary",
+                "SERVICE_REGION": "east",
+            }
+        },
+        "primary.db.east.docker",
+    ),
+    (
+        {"labels": {"com.docker.compose.project": "shop", "com.docker.compose.service": "front"}},
+        "front.shop.docker",
+    ),
+    ({"environment": {"DNSDOCK_ALIAS": "alias-one.docker"}}, "alias-one.docker"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "name"), NAMING, ids=[n for _, n in NAMING])
+def test_env_and_label_naming(
+    dockzone: Daemon, run: Any, kwargs: dict[str, Any], name: str
+) -> None:
+    container = run(**kwargs)
+    expect(dockzone.port, name, [address(container)])
+
+
+def test_ttl_ip_override_and_ignore(dockzone: Daemon, run: Any) -> None:
+    run("ttl7", environment={"DNSDOCK_TTL": "7"})
+    eventually(
+        lambda: _equal(
+            [line.split()[1] for line in dig_answers(dockzone.port, "ttl7.busybox.docker")], ["7"]
+        ),
+        timeout=10,
+    )
+    run("fixed", labels={"com.dnsdock.ip_addr": "203.0.113.9"})
+    expect(dockzone.port, "fixed.busybox.docker", ["203.0.113.9"])
+    run("hidden", environment={"DNSDOCK_IGNORE": "1"})
+    seen = run("seen")  # started after the ignored one: once it answers, both were seen
+    expect(dockzone.port, "seen.busybox.docker", [address(seen)])
+    assert answers(dockzone.port, "hidden.busybox.docker") == []
+
+
+def test_discover_srv_points_at_the_published_port(dockzone: Daemon, run: Any) -> None:
+    port = free_port()
+    run("disc", environment={"DISCOVER": "metrics:8080"}, ports={"8080/tcp": ("127.0.0.1", port)})
+    eventually(
+        lambda: _equal(
+            dig_answers(dockzone.port, "metrics.docker", "SRV"),
+            [f"metrics.docker. 30 IN SRV 10 100 {port} metrics.docker."],
+        ),
+        timeout=10,
+    )
+    assert answers(dockzone.port, "metrics.docker") == ["127.0.0.1"]
+
+
+def test_stopped_container_records_go_within_a_pass(dockzone: Daemon, run: Any) -> None:
+    container = run("short")
+    expect(dockzone.port, "short.busybox.docker", [address(container)])
+    container.stop(timeout=0)
+    expect(dockzone.port, "short.busybox.docker", [])
+    assert dns_rcode(dockzone.port, "short.busybox.docker") == "NXDOMAIN"
+
+
+def test_renamed_container_follows(dockzone: Daemon, run: Any) -> None:
+    container = run("before")
+    expect(dockzone.port, "before.busybox.docker", [address(container)])
+    container.rename("after")
+    expect(dockzone.port, "after.busybox.docker", [address(container)])
+    expect(dockzone.port, "before.busybox.docker", [])
+
+
+def test_network_connect_adds_the_address(
+    dockzone: Daemon, dockerd: DockerDaemon, run: Any
+) -> None:
+    client = dockerd.client()
+    network = client.networks.create(f"extra{next(_names)}", driver="bridge")
+    try:
+        container = run("multi")
+        expect(dockzone.port, "multi.busybox.docker", [address(container)])
+        network.connect(container)
+        container.reload()
+        both = sorted([address(container), address(container, network.name)])
+        expect(dockzone.port, "multi.busybox.docker", both)
+        network.disconnect(container)
+        expect(dockzone.port, "multi.busybox.docker", [address(container)])
+    finally:
+        network.remove()
+        client.close()
+
+
+def test_health_policy(dockzone: Daemon, run: Any) -> None:
+    check = {"interval": 200_000_000, "timeout": 1_000_000_000, "retries": 1, "start_period": 0}
+    good = run(
+        "hc-good",
+        healthcheck={"test": ["CMD", "true"], **check},
+        environment={"DNSDOCK_NAME": "hc"},
+    )
+    bad = run(
+        "hc-bad",
+        healthcheck={"test": ["CMD", "false"], **check},
+        environment={"DNSDOCK_NAME": "hc"},
+    )
+    lonely = run("hc-lonely", healthcheck={"test": ["CMD", "false"], **check})
+    # Once the checks ran: the healthy one is published, the unhealthy one beside it is not.
+    expect(dockzone.port, "hc.busybox.docker", [address(good)])
+    # An unhealthy container alone at its name is kept rather than leaving the name empty.
+    eventually(lambda: _unhealthy(lonely), timeout=15)
+    expect(dockzone.port, "hc-lonely.busybox.docker", [address(lonely)])
+    assert address(bad) not in answers(dockzone.port, "hc.busybox.docker")
+
+
+def _unhealthy(container: docker.models.containers.Container) -> None:
+    container.reload()
+    assert container.attrs["State"]["Health"]["Status"] == "unhealthy"
+
+
+def dns_rcode(port: int, name: str) -> str:
+    return dns.rcode.to_text(query("127.0.0.1", port, name + ".", "A").rcode())
+
+
+def test_a_pass_over_unchanged_containers_inspects_nothing(dockerd: DockerDaemon, run: Any) -> None:
+    for _ in range(3):
+        run()
+    source = DockerSource(DockerOptions(url=dockerd.url), NameDefaults())
+    first = source.load()
+    calls = source.inspect_calls
+    assert calls >= 3
+    second = source.load()
+    assert source.inspect_calls == calls
+    assert second.records == first.records
+
+
+def test_daemon_outage_keeps_answers_then_converges(tmp_path: Path) -> None:
+    """Stop and restart dockerd under a running dockzone: answers keep coming during the
+    outage (the last good records, marked stale), and records converge afterwards."""
+    dockerd = DockerDaemon.start_new()
+    ensure_image(dockerd.url)
+    client = dockerd.client()
+    definitions = tmp_path / "definitions"
+    definitions.mkdir()
+    daemon = Daemon.start(tmp_path, definitions, "--docker", dockerd.url)
+    try:
+        kept = client.containers.run(
+            IMAGE,
+            detach=True,
+            name="kept",
+            network=dockerd.network,
+            restart_policy={"Name": "always"},
+        )
+        kept.reload()
+        expect(daemon.port, "kept.busybox.docker", [address(kept)])
+        client.close()
+        dockerd.stop()
+        daemon.signal(signal.SIGHUP)  # force a pass while dockerd is down
+        eventually(lambda: _logged(daemon, "serving the last known containers"), timeout=15)
+        assert answers(daemon.port, "kept.busybox.docker") == [address(kept)]
+        dockerd = DockerDaemon.start(dockerd.directory)
+        client = dockerd.client()
+        late = client.containers.run(IMAGE, detach=True, name="late", network=dockerd.network)
+        late.reload()
+        expect(daemon.port, "late.busybox.docker", [address(late)])
+        expect(daemon.port, "kept.busybox.docker", [address(client.containers.get("kept"))])
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+        for container in client.containers.list(all=True):
+            container.remove(force=True)
+        client.close()
+        dockerd.remove()
+
+
+def _logged(daemon: Daemon, text: str) -> None:
+    assert text in daemon.output()
