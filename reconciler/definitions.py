@@ -241,6 +241,8 @@ class _Checker:
         if not isinstance(value, str):
             self.fail(field, f"must be a string, not {_kind(value)}")
             return ""
+        if required and not value:
+            self.fail(field, "must not be empty")
         return value
 
     def integer(

@@ -75,6 +75,7 @@ def test_valid_fields_are_read(spec: dict[str, Any], attribute: str, expected: A
 
 INVALID = [
     ({"dns_name": None, "host": "10.0.0.1"}, "spec.name: is required"),
+    ({"name": "", "host": "10.0.0.1"}, "spec.name: must not be empty"),
     ({"name": 5, "host": "10.0.0.1"}, "spec.name: must be a string, not an integer"),
     ({"name": "a..b", "host": "10.0.0.1"}, "spec.name: 'a..b' has an empty label"),
     ({"name": "-a", "host": "10.0.0.1"}, "may not start or end with '-'"),
