@@ -15,6 +15,7 @@ per connection, idle timeout, bounded number of connections, messages up to 64 K
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import itertools
 import logging
 import socket
@@ -49,6 +50,7 @@ from dnsserver.zonestore import ZoneIndex, ZoneStore
 log = logging.getLogger(__name__)
 
 MAX_ROTATIONS = 16
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 TCP_MAX_MESSAGE = 65535
 
 
@@ -65,6 +67,10 @@ class DNSService:
     `listen` is a list of (address, port); port 0 picks a free port (the same for UDP and
     TCP), see `addresses`. `forwarder` None answers REFUSED for names outside the zones
     (`no_rec`). `rotate` turns round-robin A/AAAA rotation on.
+
+    `networks` (settable at any time, e.g. the subnets of Docker networks) makes answers
+    network-aware: a client whose address lies in one of them gets, of an A/AAAA RRset, only
+    the addresses in that same network, when there are any; otherwise every address.
     """
 
     def __init__(
@@ -100,6 +106,37 @@ class DNSService:
         self._clients_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self.addresses: list[tuple[str, int]] = []
+        self._networks: tuple[IPNetwork, ...] = ()
+        self._client_network: dict[str, int] = {}
+
+    @property
+    def networks(self) -> tuple[IPNetwork, ...]:
+        return self._networks
+
+    @networks.setter
+    def networks(self, networks: Sequence[IPNetwork]) -> None:
+        new = tuple(networks)
+        if new != self._networks:
+            self._client_network = {}  # replaced, not cleared: readers keep a consistent map
+            self._networks = new
+
+    def network_of(self, client: str) -> int:
+        """The index of the first of `networks` holding `client`, or -1."""
+        cache = self._client_network
+        found = cache.get(client)
+        if found is None:
+            found = -1
+            try:
+                address = ipaddress.ip_address(client.split("%", 1)[0])
+            except ValueError:
+                address = None
+            for number, network in enumerate(self._networks):
+                if address is not None and address in network:
+                    found = number
+                    break
+            if len(cache) < 65536:
+                cache[client] = found
+        return found
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -163,14 +200,16 @@ class DNSService:
 
     # -- answering -------------------------------------------------------------------------
 
-    def answer(self, data: bytes, udp: bool = True) -> bytes | None:
-        """The response to one query message (forwarding inline), or None to drop it."""
-        reply = self._answer(data, self.store.snapshot(), udp)
+    def answer(self, data: bytes, udp: bool = True, client: str = "") -> bytes | None:
+        """The response to one query message from `client` (forwarding inline), or None to
+        drop it."""
+        network = self.network_of(client) if client and self._networks else -1
+        reply = self._answer(data, self.store.snapshot(), udp, network)
         if reply.deferred is not None:
             return reply.deferred()
         return reply.wire
 
-    def _answer(self, data: bytes, index: ZoneIndex, udp: bool) -> _Reply:
+    def _answer(self, data: bytes, index: ZoneIndex, udp: bool, network: int = -1) -> _Reply:
         if len(data) < 12 or data[2] & 0x80:
             return _Reply()  # no header, or a response: never answer (no reflection loops)
         try:
@@ -187,6 +226,8 @@ class DNSService:
         limit = min(query.udp_size, self.max_udp_size) if udp else TCP_MAX_MESSAGE
         cacheable = udp and not query.edns_options
         result = resolve(index, query.qname, query.qtype)
+        if network >= 0 and result.answer:
+            result.answer = _same_network(result.answer, self._networks[network])
         forwarder = self.forwarder
         if not result.in_zone:
             if forwarder is None:
@@ -276,6 +317,7 @@ class DNSService:
         cache_size = self.cache_size
         cache: dict[bytes, Iterator[bytes]] = {}
         cache_index: ZoneIndex | None = None
+        cache_networks: tuple[IPNetwork, ...] = ()
         while True:
             try:
                 data, addr = recvfrom(65535)
@@ -284,10 +326,18 @@ class DNSService:
                     return
                 continue
             index = snapshot()
-            if index is not cache_index:
-                cache = {}
+            networks = self._networks
+            if index is not cache_index or networks is not cache_networks:
+                cache = {}  # new zones or new networks: every cached answer may differ
                 cache_index = index
-            hit = cache.get(data[2:])
+                cache_networks = networks
+            key = data[2:]
+            network = -1
+            if networks and addr:
+                network = self.network_of(addr[0])
+                if network >= 0:
+                    key = network.to_bytes(2, "big") + b"\xff" + key
+            hit = cache.get(key)
             if hit is not None:
                 try:  # noqa: SIM105 (hot path: try/except costs less than contextlib.suppress)
                     sendto(data[:2] + next(hit), addr)
@@ -299,7 +349,7 @@ class DNSService:
                     return
                 continue
             try:
-                reply = answer(data, index, True)
+                reply = answer(data, index, True, network)
             except Exception:
                 log.exception("failed to answer a UDP query")
                 reply = _Reply(render_error(data, SERVFAIL))
@@ -312,7 +362,7 @@ class DNSService:
                 cycle = itertools.cycle([variant[2:] for variant in reply.variants])
                 if len(reply.variants) > 1:
                     next(cycle)  # the first variant goes out right now
-                cache[data[2:]] = cycle
+                cache[key] = cycle
             if reply.wire is not None:
                 with contextlib.suppress(OSError):
                     sendto(data[:2] + reply.wire[2:], addr)
@@ -348,7 +398,7 @@ class DNSService:
     def _serve_tcp(self, listener: socket.socket) -> None:
         while not self._stopping.is_set():
             try:
-                conn, _ = listener.accept()
+                conn, peer = listener.accept()
             except OSError:
                 if self._stopping.is_set():
                     return
@@ -359,10 +409,13 @@ class DNSService:
                     continue
                 self._clients.add(conn)
             threading.Thread(
-                target=self._serve_connection, args=(conn,), name="dns-tcp-conn", daemon=True
+                target=self._serve_connection,
+                args=(conn, str(peer[0])),
+                name="dns-tcp-conn",
+                daemon=True,
             ).start()
 
-    def _serve_connection(self, conn: socket.socket) -> None:
+    def _serve_connection(self, conn: socket.socket, client: str = "") -> None:
         try:
             conn.settimeout(self.tcp_idle_timeout)
             while not self._stopping.is_set():
@@ -376,7 +429,7 @@ class DNSService:
                 if data is None:
                     return
                 try:
-                    wire = self.answer(data, udp=False)
+                    wire = self.answer(data, udp=False, client=client)
                 except Exception:
                     log.exception("failed to answer a TCP query")
                     wire = render_error(data, SERVFAIL)
@@ -388,6 +441,22 @@ class DNSService:
             with self._clients_lock:
                 self._clients.discard(conn)
             conn.close()
+
+
+def _same_network(answer: list[RRset], network: IPNetwork) -> list[RRset]:
+    """The answer with each A/AAAA RRset cut to the addresses inside `network`, for the
+    RRsets that have any there (the others are left whole)."""
+    result = []
+    for rrset in answer:
+        kept = rrset
+        if rrset.rdtype in (A, AAAA):
+            inside = tuple(
+                rdata for rdata in rrset.rdatas if ipaddress.ip_address(rdata) in network
+            )
+            if inside and len(inside) < len(rrset.rdatas):
+                kept = RRset(rrset.name, rrset.rdtype, rrset.ttl, inside)
+        result.append(kept)
+    return result
 
 
 def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
