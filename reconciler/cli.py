@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         "serve", "Serve the zone files of a directory over DNS, reloading changed files.", cmd_serve
     )
+    command(
+        "operator",
+        "Run the Kubernetes operator: ServiceRecord CRs into zone files for a CoreDNS sidecar.",
+        cmd_operator,
+    )
     command("zones", "List the zone files with their serial and record count.", cmd_zones)
     show = command("show", "Print one zone file.", cmd_show)
     show.add_argument("zone", metavar="ZONE", help="zone name, like docker.")
@@ -290,6 +295,14 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     if args.log_level == "WARNING":
         logs.configure("INFO")  # a daemon says what it changes
     return asyncio.run(daemon.run(ctx.settings, ctx.err))
+
+
+def cmd_operator(ctx: Context, args: argparse.Namespace) -> int:
+    from reconciler import operator  # noqa: PLC0415 - kopf loads only for this command
+
+    if args.log_level == "WARNING":
+        logs.configure("INFO")
+    return asyncio.run(operator.main(ctx.settings, ctx.err))
 
 
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from reconciler import names
 from reconciler.definitions import NameDefaults
 from reconciler.errors import ConfigError
 from reconciler.model import ZoneSettings
+from reconciler.tsig import TsigKey, load_key_file
 
 
 def state_directory() -> Path:
@@ -185,6 +186,94 @@ def _health(value: Any, where: str) -> str:
     return text
 
 
+def _server(value: Any, where: str) -> str:
+    """``off`` or ADDR[:PORT] (port 53 by default)."""
+    text = _text(value, where).strip()
+    if text in ("", "off"):
+        return ""
+    try:
+        host, port = parse_hostport(text, 53)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _optional_path(value: Any, where: str) -> Path | None:
+    text = _text(value, where).strip()
+    return Path(text).expanduser() if text else None
+
+
+def _tsig_key(value: Any, where: str) -> TsigKey | None:
+    """The key in a BIND key file, read when the settings are resolved."""
+    path = _optional_path(value, where)
+    return load_key_file(path) if path is not None else None
+
+
+def _urls(value: Any, where: str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{where}: must be a URL or a list of them")
+    result = []
+    for item in items:
+        text = _text(item, where).strip().rstrip("/")
+        if not text or text == "off":
+            continue
+        if not text.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}: must be http://HOST:PORT or https://HOST:PORT")
+        result.append(text)
+    return tuple(result)
+
+
+def _key_prefix(value: Any, where: str) -> str:
+    text = _text(value, where).strip().rstrip("/")
+    if text and not text.startswith("/"):
+        raise ConfigError(f"{where}: must start with /, like /skydns")
+    return text
+
+
+def _instance_id(value: Any, where: str) -> str:
+    text = _text(value, where).strip().lower()
+    if not text or names.name_problem(text) or "." in text:
+        raise ConfigError(f"{where}: must be one DNS label (letters, digits, -), not {text!r}")
+    return text
+
+
+def _hostname_label() -> str:
+    import socket  # noqa: PLC0415  (only the default needs it)
+
+    return names.dns_safe_label(socket.gethostname().partition(".")[0]) or "dockzone"
+
+
+def _lease_ttl(value: Any, where: str) -> int:
+    number = _ttl(value, where)
+    if number < 2:
+        raise ConfigError(f"{where}: must be at least 2 seconds")
+    return number
+
+
+def _namespaces(value: Any, where: str) -> tuple[str, ...]:
+    """Kubernetes namespaces: a name, a comma list, or a YAML list."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{where}: must be a namespace or a list of them")
+    result = tuple(_text(item, where).strip() for item in items if str(item).strip())
+    for item in result:
+        if "." in item or names.name_problem(item) or "_" in item:
+            raise ConfigError(f"{where}: {item!r} is not a Kubernetes namespace name")
+    return result
+
+
+def _lease(value: Any, where: str) -> str:
+    """``off``, ``NAME`` (in the pod's namespace) or ``NAMESPACE/NAME``."""
+    text = _text(value, where).strip()
+    if text == "off":
+        return text
+    parts = text.split("/")
+    if len(parts) > 2 or any(not part or names.name_problem(part) for part in parts):
+        raise ConfigError(f"{where}: must be off, NAME or NAMESPACE/NAME, not {text!r}")
+    return text
+
+
 OPTIONS = (
     Option(
         "definitions",
@@ -347,6 +436,126 @@ OPTIONS = (
         "POLICY",
         commands=("run",),
     ),
+    Option(
+        "instance_id",
+        _instance_id,
+        _hostname_label,
+        "this dockzone's id in shared backends (ownership TXT, etcd keys); default: hostname",
+        "LABEL",
+        commands=("run",),
+    ),
+    Option(
+        "rfc2136_server",
+        _server,
+        lambda: "",
+        "primary server for RFC 2136 dynamic updates (with TSIG), or off",
+        "ADDR[:PORT]",
+        commands=("run",),
+    ),
+    Option(
+        "rfc2136_zone",
+        _domains,
+        lambda: (),
+        "zone updated on --rfc2136-server (repeatable; default: the --domain zones)",
+        "NAME",
+        repeat=True,
+        commands=("run",),
+    ),
+    Option(
+        "tsig_key_file",
+        _tsig_key,
+        lambda: None,
+        'TSIG key file in BIND format (key "name" { algorithm ...; secret "..."; };)',
+        "FILE",
+        commands=("run",),
+    ),
+    Option(
+        "etcd",
+        _urls,
+        lambda: (),
+        "etcd v3 endpoint(s) to publish to and read from (SkyDNS layout), or off",
+        "URL",
+        repeat=True,
+        commands=("run",),
+    ),
+    Option(
+        "etcd_prefix",
+        _key_prefix,
+        lambda: "/skydns",
+        "etcd key prefix of the SkyDNS / CoreDNS-etcd layout",
+        "PREFIX",
+        commands=("run",),
+    ),
+    Option(
+        "etcd_lease_ttl",
+        _lease_ttl,
+        lambda: 30,
+        "seconds this instance's etcd keys outlive it (lease TTL, kept alive while running)",
+        "N",
+        commands=("run",),
+    ),
+    Option(
+        "etcd_source",
+        _boolean,
+        lambda: True,
+        "serve records other hosts published under --etcd-prefix",
+        flag=True,
+        commands=("run",),
+    ),
+    Option(
+        "etcd_discover_prefix",
+        _key_prefix,
+        lambda: "",
+        "also publish SRV-style records in totem/discover's layout under this prefix",
+        "PREFIX",
+        commands=("run",),
+    ),
+    Option(
+        "etcd_ca",
+        _optional_path,
+        lambda: None,
+        "CA certificate for etcd over https",
+        "FILE",
+        commands=("run",),
+    ),
+    Option(
+        "etcd_cert",
+        _optional_path,
+        lambda: None,
+        "client certificate for etcd",
+        "FILE",
+        commands=("run",),
+    ),
+    Option(
+        "etcd_key", _optional_path, lambda: None, "client key for etcd", "FILE", commands=("run",)
+    ),
+    Option("etcd_user", _text, lambda: "", "etcd user name", "NAME", commands=("run",)),
+    Option(
+        "etcd_password",
+        _text,
+        lambda: "",
+        "etcd password (prefer DOCKZONE_ETCD_PASSWORD or the config file)",
+        "PASSWORD",
+        commands=("run",),
+    ),
+    Option(
+        "namespace",
+        _namespaces,
+        lambda: (),
+        "namespace whose ServiceRecords the operator handles (repeatable; default: all)",
+        "NAME",
+        repeat=True,
+        commands=("operator",),
+    ),
+    Option(
+        "leader_lease",
+        _lease,
+        lambda: "dockzone-operator",
+        "coordination.k8s.io Lease for leader election: NAME (in the pod's namespace), "
+        "NAMESPACE/NAME, or off",
+        "NAME",
+        commands=("operator",),
+    ),
 )
 
 
@@ -376,6 +585,22 @@ class Settings:
     host_address: str
     docker_network: tuple[str, ...]
     health: str
+    instance_id: str
+    rfc2136_server: str
+    rfc2136_zone: tuple[str, ...]
+    tsig_key_file: TsigKey | None
+    etcd: tuple[str, ...]
+    etcd_prefix: str
+    etcd_lease_ttl: int
+    etcd_source: bool
+    etcd_discover_prefix: str
+    etcd_ca: Path | None
+    etcd_cert: Path | None
+    etcd_key: Path | None
+    etcd_user: str
+    etcd_password: str
+    namespace: tuple[str, ...]
+    leader_lease: str
 
     def zone_settings(self) -> ZoneSettings:
         return ZoneSettings(

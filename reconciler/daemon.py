@@ -71,6 +71,23 @@ def make_sources(settings: Settings) -> list[Source]:
     sources: list[Source] = [FilesSource(settings.definitions, settings.name_defaults())]
     if settings.docker != "off":
         sources.append(DockerSource(docker_options(settings), settings.name_defaults()))
+    if settings.etcd and settings.etcd_source:
+        from reconciler.etcdclient import EtcdClient, EtcdOptions  # noqa: PLC0415
+        from reconciler.sources.etcd import EtcdSource  # noqa: PLC0415
+
+        client = EtcdClient(
+            EtcdOptions(
+                settings.etcd,
+                settings.etcd_ca,
+                settings.etcd_cert,
+                settings.etcd_key,
+                settings.etcd_user,
+                settings.etcd_password,
+            )
+        )
+        sources.append(
+            EtcdSource(client, settings.etcd_prefix, settings.instance_id, settings.domain)
+        )
     return sources
 
 
@@ -95,6 +112,35 @@ def make_sinks(settings: Settings, store: ZoneStore | None) -> list[Sink]:
     sinks: list[Sink] = [zonefiles]
     if store is not None:
         sinks.append(InProcessSink(store, zonefiles.serial))
+    if settings.rfc2136_server:
+        from reconciler.config import parse_hostport  # noqa: PLC0415
+        from reconciler.sinks.rfc2136 import Rfc2136Config, Rfc2136Sink  # noqa: PLC0415
+
+        server = parse_hostport(settings.rfc2136_server)
+        zones = settings.rfc2136_zone or settings.domain
+        key, instance = settings.tsig_key_file, settings.instance_id
+        sinks.append(Rfc2136Sink(Rfc2136Config(server, zones, key, instance)))
+    if settings.etcd:
+        from reconciler.etcdclient import EtcdClient, EtcdOptions  # noqa: PLC0415
+        from reconciler.sinks.etcd import EtcdSink, EtcdSinkConfig  # noqa: PLC0415
+
+        client = EtcdClient(
+            EtcdOptions(
+                settings.etcd,
+                settings.etcd_ca,
+                settings.etcd_cert,
+                settings.etcd_key,
+                settings.etcd_user,
+                settings.etcd_password,
+            )
+        )
+        config = EtcdSinkConfig(
+            settings.etcd_prefix,
+            settings.instance_id,
+            settings.etcd_lease_ttl,
+            settings.etcd_discover_prefix,
+        )
+        sinks.append(EtcdSink(client, config))
     return sinks
 
 

@@ -1,0 +1,89 @@
+"""Records other hosts published in etcd's SkyDNS layout, served by this instance too.
+
+``load()`` reads every key under the prefix, skips this instance's own keys (its sink wrote
+those from its own sources) and turns each other value into a ``ServiceRecord`` owned by
+``etcd <key>``; entries outside this instance's zones or with bad values are reported as
+problems. When etcd cannot be read, the last good records stay in force (``stale``).
+``watch()`` polls the prefix and wakes the loop when any key changes (another host's
+records, or this instance's keys expiring). Built by ``daemon.make_sources`` for ``--etcd``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from reconciler.etcdclient import EtcdClient, EtcdError, KeyValue
+from reconciler.model import ServiceRecord
+from reconciler.ownership import is_own_key
+from reconciler.skydns import record_from_entry
+from reconciler.sources import Snapshot
+from reconciler.triggers import Wakeup
+
+log = logging.getLogger(__name__)
+
+
+class EtcdSource:
+    """Other instances' (and other writers') SkyDNS entries under ``prefix``."""
+
+    name = "etcd"
+
+    def __init__(
+        self,
+        client: EtcdClient,
+        prefix: str,
+        instance: str,
+        zones: tuple[str, ...],
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix.rstrip("/")
+        self.instance = instance
+        self.zones = zones
+        self.poll_interval = poll_interval
+        self._last: tuple[ServiceRecord, ...] = ()
+
+    def load(self) -> Snapshot:
+        try:
+            _, kvs = self.client.range_prefix(self.prefix + "/")
+        except EtcdError as exc:
+            return Snapshot(self._last, (f"etcd source: {exc} (keeping the last records)",), True)
+        records: list[ServiceRecord] = []
+        problems: list[str] = []
+        for kv in kvs:
+            if is_own_key(kv.key, self.instance):
+                continue
+            try:
+                records.append(record_from_entry(kv.key, kv.value, self.prefix, self.zones))
+            except ValueError as exc:
+                problems.append(f"etcd {kv.key}: {exc} (entry skipped)")
+        self._last = tuple(records)
+        return Snapshot(self._last, tuple(problems))
+
+    def _fingerprint(self) -> frozenset[tuple[str, int]] | None:
+        try:
+            _, kvs = self.client.range_prefix(self.prefix + "/")
+        except EtcdError as exc:
+            log.debug("etcd poll: %s", exc)
+            return None
+        return frozenset(_version(kv) for kv in kvs)
+
+    async def watch(self, wakeup: Wakeup, stop: asyncio.Event) -> None:
+        """Poll every ``poll_interval`` seconds; wake the loop when a key changed."""
+        last = await asyncio.to_thread(self._fingerprint)
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
+            except TimeoutError:
+                pass
+            else:
+                return
+            current = await asyncio.to_thread(self._fingerprint)
+            if current is not None and current != last:
+                if last is not None:
+                    wakeup.set("etcd")
+                last = current
+
+
+def _version(kv: KeyValue) -> tuple[str, int]:
+    return kv.key, kv.mod_revision

@@ -1,0 +1,334 @@
+"""The kopf handlers, called directly with real CR bodies (no API server runs here), the
+zone files that result, and the Lease election against an in-memory Lease (the only mock:
+the Kubernetes API)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from pathlib import Path
+from typing import Any
+
+import kopf
+import pytest
+
+from reconciler.definitions import NameDefaults
+from reconciler.loop import Reconciler
+from reconciler.model import Owner, ServiceRecord, ZoneSettings
+from reconciler.operator import Conflict, LeaseElector, RecordHandlers, records_from_cr
+from reconciler.sinks.zonefiles import ZoneFileSink
+from reconciler.sources.kubernetes import KubernetesSource
+from reconciler.triggers import Wakeup
+
+DEFAULTS = NameDefaults(("docker.", "skydns.local."))
+
+
+def cr(
+    object_name: str, generation: int = 1, /, namespace: str = "default", **spec: Any
+) -> dict[str, Any]:
+    """A ServiceRecord as the API server hands it to kopf (with server-set metadata)."""
+    return {
+        "apiVersion": "dockzone.dev/v1alpha1",
+        "kind": "ServiceRecord",
+        "metadata": {
+            "name": object_name,
+            "namespace": namespace,
+            "uid": f"uid-{object_name}",
+            "generation": generation,
+            "resourceVersion": "4711",
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"},
+        },
+        "spec": spec,
+    }
+
+
+class Operator:
+    """The handlers with their source and wakeup, as ``operator.run`` wires them."""
+
+    def __init__(self) -> None:
+        self.source = KubernetesSource()
+        self.wakeup = Wakeup()
+        self.handlers = RecordHandlers(self.source, self.wakeup, DEFAULTS)
+
+    def change(self, raw: dict[str, Any]) -> kopf.Patch:
+        """Call the create/update/resume handler like kopf does; returns the patch."""
+        body = kopf.Body(copy.deepcopy(raw))
+        patch = kopf.Patch()
+        asyncio.run(
+            self.handlers.changed(
+                body=body,
+                meta=body.metadata,
+                spec=body.spec,
+                status=body.status,
+                patch=patch,
+                logger=None,
+            )
+        )
+        return patch
+
+    def delete(self, raw: dict[str, Any]) -> None:
+        body = kopf.Body(copy.deepcopy(raw))
+        asyncio.run(self.handlers.deleted(body=body, meta=body.metadata, logger=None))
+
+
+def condition(patch: kopf.Patch, kind: str) -> dict[str, Any]:
+    return next(c for c in patch["status"]["conditions"] if c["type"] == kind)
+
+
+def test_a_created_record_is_held_by_the_source_and_marked_ready() -> None:
+    operator = Operator()
+    patch = operator.change(cr("web", 3, port=80, name="web.nginx", host="172.17.0.4"))
+    (record,) = operator.source.load().records
+    assert record == ServiceRecord(
+        name="web.nginx.docker.",
+        zone="docker.",
+        owner=Owner("kubernetes", "servicerecord/default/web"),
+        host="172.17.0.4",
+        port=80,
+    )
+    status = patch["status"]
+    assert status["observedGeneration"] == 3
+    assert status["fqdns"] == ["web.nginx.docker."]
+    ready = condition(patch, "Ready")
+    assert (ready["status"], ready["reason"], ready["observedGeneration"]) == ("True", "Valid", 3)
+    assert condition(patch, "Invalid")["status"] == "False"
+
+
+def test_an_invalid_record_is_a_permanent_error_with_every_problem_in_status() -> None:
+    operator = Operator()
+    raw = cr("bad", 2, name="web", host="-bad-", port=70000, protocol="sctp")
+    with pytest.raises(kopf.PermanentError) as caught:
+        operator.change(raw)
+    message = str(caught.value)
+    assert "spec.port: must be 1..65535, not 70000" in message
+    assert "spec.protocol: must be tcp or udp" in message
+    assert "spec.host: must be an IPv4/IPv6 address or a host name" in message
+    assert operator.source.load().records == ()
+    assert operator.source.load().problems[0].startswith("servicerecord default/bad: spec.host")
+
+
+def test_the_status_patch_of_an_invalid_record_says_invalid_and_not_ready() -> None:
+    operator = Operator()
+    body = kopf.Body(cr("bad", 2, name="web", host="10.0.0.1", port=0))
+    patch = kopf.Patch()
+    with pytest.raises(kopf.PermanentError):
+        asyncio.run(
+            operator.handlers.changed(
+                body=body, meta=body.metadata, status=body.status, patch=patch
+            )
+        )
+    assert patch["status"]["observedGeneration"] == 2
+    assert condition(patch, "Ready")["status"] == "False"
+    invalid = condition(patch, "Invalid")
+    assert invalid["status"] == "True"
+    assert invalid["message"] == "spec.port: must be 1..65535, not 0"
+
+
+def test_an_update_that_breaks_a_record_keeps_the_last_valid_version_served() -> None:
+    operator = Operator()
+    operator.change(cr("web", 1, name="web", host="10.0.0.1"))
+    body = kopf.Body(cr("web", 2, name="web", host="10.0.0.1", ttl=-1))
+    patch = kopf.Patch()
+    with pytest.raises(kopf.PermanentError):
+        asyncio.run(
+            operator.handlers.changed(
+                body=body, meta=body.metadata, status=body.status, patch=patch
+            )
+        )
+    assert [r.host for r in operator.source.load().records] == ["10.0.0.1"]
+    assert "last valid version stays served (web.docker.)" in condition(patch, "Invalid")["message"]
+
+
+def test_a_change_wakes_the_loop_and_an_unchanged_resume_does_not() -> None:
+    async def woken(wakeup: Wakeup) -> bool:
+        try:
+            await asyncio.wait_for(wakeup.wait(), timeout=0.2)
+        except TimeoutError:
+            return False
+        return True
+
+    async def scenario() -> list[bool]:
+        operator = Operator()
+        results = []
+        for _ in range(2):  # create, then a resume of the same generation
+            body = kopf.Body(cr("web", 1, name="web", host="10.0.0.1"))
+            await operator.handlers.changed(
+                body=body, meta=body.metadata, status=body.status, patch=kopf.Patch()
+            )
+            results.append(await woken(operator.wakeup))
+        return results
+
+    assert asyncio.run(scenario()) == [True, False]
+
+
+def test_last_transition_time_stays_while_the_status_does_not_change() -> None:
+    operator = Operator()
+    raw = cr("web", 1, name="web", host="10.0.0.1")
+    since = "2020-01-01T00:00:00Z"
+    raw["status"] = {
+        "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": since},
+            {"type": "Invalid", "status": "True", "lastTransitionTime": since},
+        ]
+    }
+    patch = operator.change(raw)
+    assert condition(patch, "Ready")["lastTransitionTime"] == since
+    assert condition(patch, "Invalid")["lastTransitionTime"] != since
+
+
+def test_records_of_the_same_name_in_two_namespaces_are_two_owners() -> None:
+    operator = Operator()
+    operator.change(cr("web", namespace="a", name="web", host="10.0.0.1"))
+    operator.change(cr("web", namespace="b", name="web", host="10.0.0.2"))
+    owners = [r.owner.object for r in operator.source.load().records]
+    assert owners == ["servicerecord/a/web", "servicerecord/b/web"]
+
+
+def test_deleting_a_record_removes_it_from_the_source() -> None:
+    operator = Operator()
+    raw = cr("web", name="web", host="10.0.0.1")
+    operator.change(raw)
+    operator.delete(raw)
+    assert operator.source.load().records == ()
+    operator.delete(raw)  # a second delete (or one for an unknown CR) is harmless
+
+
+def test_aliases_and_absolute_names_are_the_rendered_fqdns() -> None:
+    operator = Operator()
+    patch = operator.change(
+        cr(
+            "rails",
+            name="1.rails.production.east",
+            zone="skydns.local.",
+            host="10.0.1.1",
+            aliases=["rails.docker.", "db"],
+        )
+    )
+    assert patch["status"]["fqdns"] == [
+        "1.rails.production.east.skydns.local.",
+        "rails.docker.",
+        "db.skydns.local.",
+    ]
+
+
+def test_a_record_outside_every_domain_is_invalid() -> None:
+    with pytest.raises(Exception, match=r"outside every configured domain"):
+        records_from_cr(cr("x", name="web.example.org.", host="10.0.0.1"), DEFAULTS)
+
+
+def test_handled_records_become_valid_zone_files(zones_dir: Path) -> None:
+    """The whole path: CR bodies -> handlers -> source -> one reconciler pass -> db.* files
+    (named-checkzone runs on them in the zones_dir fixture)."""
+    operator = Operator()
+    operator.change(cr("redis-1", name="redis1.redis", host="172.17.0.2", port=6379))
+    operator.change(cr("redis-2", name="redis2.redis", host="172.17.0.3", port=6379))
+    operator.change(cr("mail", name="mx1", host="172.17.0.5", mail=True, text="v=spf1 -all"))
+    gone = cr("gone", name="gone", host="172.17.0.9")
+    operator.change(gone)
+    operator.delete(gone)
+    reconciler = Reconciler(operator.source, ZoneSettings(), [ZoneFileSink(zones_dir)])
+    report = asyncio.run(reconciler.run_once())
+    assert report.errors == []
+    zone = (zones_dir / "db.docker").read_text()
+    assert "redis.docker." in zone
+    assert "172.17.0.3" in zone
+    assert "IN SRV" in zone
+    assert "IN MX" in zone
+    assert "gone.docker." not in zone
+    assert (zones_dir / "db.0.17.172.in-addr.arpa").exists()
+    again = asyncio.run(reconciler.run_once())
+    assert not again.changed
+
+
+class MemoryLeases:
+    """One Lease with the API server's optimistic concurrency (resourceVersion, 409)."""
+
+    def __init__(self) -> None:
+        self.lease: dict[str, Any] | None = None
+        self.version = 0
+
+    async def get(self) -> dict[str, Any] | None:
+        return copy.deepcopy(self.lease)
+
+    async def create(self, spec: dict[str, Any]) -> dict[str, Any]:
+        if self.lease is not None:
+            raise Conflict("exists")
+        self.version += 1
+        self.lease = {"metadata": {"resourceVersion": str(self.version)}, "spec": spec}
+        return copy.deepcopy(self.lease)
+
+    async def replace(self, lease: dict[str, Any]) -> dict[str, Any]:
+        assert self.lease is not None
+        if lease["metadata"]["resourceVersion"] != self.lease["metadata"]["resourceVersion"]:
+            raise Conflict("changed")
+        self.version += 1
+        self.lease = {**lease, "metadata": {"resourceVersion": str(self.version)}}
+        return copy.deepcopy(self.lease)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_of_two_replicas_only_one_leads_until_the_leader_stops_renewing() -> None:
+    leases, clock = MemoryLeases(), Clock()
+    first = LeaseElector(leases, "pod-a", duration=15, clock=clock)
+    second = LeaseElector(leases, "pod-b", duration=15, clock=clock)
+
+    async def scenario() -> list[bool]:
+        steps = [await first.try_acquire(), await second.try_acquire()]
+        clock.now += 10
+        steps += [await first.try_acquire(), await second.try_acquire()]  # renewed in time
+        clock.now += 16  # pod-a stops renewing: its lease expires
+        steps += [await second.try_acquire(), await first.try_acquire()]
+        return steps
+
+    assert asyncio.run(scenario()) == [True, False, True, False, True, False]
+    assert leases.lease is not None
+    assert leases.lease["spec"]["holderIdentity"] == "pod-b"
+    assert leases.lease["spec"]["leaseTransitions"] == 1
+
+
+def test_a_write_race_for_a_free_lease_has_one_winner() -> None:
+    leases, clock = MemoryLeases(), Clock()
+    candidates = [LeaseElector(leases, f"pod-{n}", clock=clock) for n in range(3)]
+
+    async def race() -> list[bool]:
+        return list(await asyncio.gather(*(c.try_acquire() for c in candidates)))
+
+    assert sorted(asyncio.run(race())) == [False, False, True]
+
+
+def test_a_released_lease_is_taken_over_at_once() -> None:
+    leases, clock = MemoryLeases(), Clock()
+    first = LeaseElector(leases, "pod-a", clock=clock)
+    second = LeaseElector(leases, "pod-b", clock=clock)
+
+    async def scenario() -> tuple[bool, bool]:
+        await first.try_acquire()
+        before = await second.try_acquire()
+        await first.release()
+        clock.now += 1.5
+        return before, await second.try_acquire()
+
+    assert asyncio.run(scenario()) == (False, True)
+
+
+def test_a_leader_whose_lease_is_taken_stops_holding() -> None:
+    leases, clock = MemoryLeases(), Clock()
+    leader = LeaseElector(leases, "pod-a", renew=0.01, clock=clock)
+
+    async def scenario() -> bool:
+        await leader.try_acquire()
+        assert leases.lease is not None
+        leases.lease["spec"]["holderIdentity"] = "pod-b"  # another replica took over
+        leases.lease["spec"]["renewTime"] = "2100-01-01T00:00:00.000000Z"
+        await asyncio.wait_for(leader.hold(asyncio.Event()), timeout=5)
+        return leader.leading
+
+    assert asyncio.run(scenario()) is False
