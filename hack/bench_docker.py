@@ -160,6 +160,12 @@ def main() -> int:
             shown = f"{value * 1000:.1f} ms" if "calls" not in label else f"{value:.0f}"
             print(f"  {label}: {shown}")
     finally:
+        client = docker.DockerClient(base_url=url, version="auto")
+        for container in client.containers.list(all=True):
+            container.remove(force=True)
+        for network in client.networks.list(names=["dzb"]):
+            network.remove()  # bridges outlive dockerd otherwise
+        client.close()
         pid = int((docker_dir / "docker.pid").read_text())
         os.kill(pid, signal.SIGTERM)
         for _ in range(600):

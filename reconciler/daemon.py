@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from reconciler.loop import Reconciler, resync_timer
 from reconciler.sinks import Sink
 from reconciler.sinks.inprocess import InProcessSink
 from reconciler.sinks.zonefiles import ZoneFileSink
-from reconciler.sources import MergedSource, Source
+from reconciler.sources import MergedSource, Snapshot, Source
 from reconciler.sources.docker import DockerOptions, DockerSource
 from reconciler.sources.files import FilesSource
 from reconciler.triggers import Wakeup, next_wakeup
@@ -154,7 +155,9 @@ async def run(settings: Settings, err: TextIO) -> int:
         return 1
     source = MergedSource(make_sources(settings))
     sinks = make_sinks(settings, store if service is not None else None)
-    reconciler = Reconciler(source, settings.zone_settings(), sinks)
+    reconciler = Reconciler(
+        source, settings.zone_settings(), sinks, on_snapshot=_network_aware(service)
+    )
     wakeup = Wakeup()
     stop = asyncio.Event()
     _signals(stop, lambda: wakeup.set("SIGHUP"))
@@ -177,6 +180,18 @@ async def run(settings: Settings, err: TextIO) -> int:
             service.stop()
     log.info("stopped after %d passes", reconciler.passes)
     return 0
+
+
+def _network_aware(service: DNSService | None) -> Callable[[Snapshot], None] | None:
+    """Hand the sources' subnets (Docker networks) to the DNS server after every read, so
+    clients get the addresses on their own network."""
+    if service is None:
+        return None
+
+    def update(snapshot: Snapshot) -> None:
+        service.networks = [ipaddress.ip_network(cidr) for cidr in snapshot.networks]
+
+    return update
 
 
 async def _finish(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:

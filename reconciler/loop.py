@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from reconciler import plan
 from reconciler.errors import DockzoneError, ZoneWriteError
 from reconciler.model import ZoneSettings
 from reconciler.sinks import Sink
-from reconciler.sources import Source
+from reconciler.sources import Snapshot, Source
 from reconciler.triggers import Wakeup, next_wakeup
 from reconciler.zonebuild import build
 
@@ -47,7 +47,14 @@ class PassReport:
 class Reconciler:
     """Converges ``sinks`` on what ``source`` defines."""
 
-    def __init__(self, source: Source, settings: ZoneSettings, sinks: Sequence[Sink]) -> None:
+    def __init__(
+        self,
+        source: Source,
+        settings: ZoneSettings,
+        sinks: Sequence[Sink],
+        on_snapshot: Callable[[Snapshot], None] | None = None,
+    ) -> None:
+        self.on_snapshot = on_snapshot
         self.source = source
         self.settings = settings
         self.sinks = list(sinks)
@@ -59,6 +66,8 @@ class Reconciler:
         started = time.monotonic()
         report = PassReport()
         snapshot = await asyncio.to_thread(self.source.load)
+        if self.on_snapshot is not None:
+            self.on_snapshot(snapshot)
         result = build(snapshot.records, self.settings)
         report.problems = len(snapshot.problems)
         report.stale = snapshot.stale

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -110,7 +111,14 @@ class Daemon:
 
     @classmethod
     def start(cls, workdir: Path, definitions: Path, *args: str) -> Daemon:
+        """Start it. ``--listen-also=ADDR:PORT,...`` in ``args`` serves DNS there too,
+        beside the loopback port the tests query."""
         port = free_port()
+        dns = f"127.0.0.1:{port}"
+        for arg in args:
+            if arg.startswith("--listen-also="):
+                dns += "," + arg.split("=", 1)[1]
+        args = tuple(arg for arg in args if not arg.startswith("--listen-also="))
         zones = workdir / "zones"
         log = workdir / "dockzone.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKZONE_")}
@@ -124,7 +132,7 @@ class Daemon:
             "--zones",
             str(zones),
             "--dns",
-            f"127.0.0.1:{port}",
+            dns,
             "--no-rec",
             *args,
         ]
@@ -229,14 +237,26 @@ controls {{ }};
             self.process.wait(timeout=10)
 
 
+_SUBNETS = itertools.count(os.getpid() % 50 * 4)
+
+
 @dataclass
 class DockerDaemon:
     """A private dockerd started by ``hack/dockerd`` in ``directory``, with the busybox
-    test image and a test network ``network`` (198.18.42.0/24, a benchmarking range)."""
+    test image and a test network ``network`` on a /24 of 198.18.0.0/15 (a benchmarking
+    range) that no other DockerDaemon of this process uses."""
 
     directory: Path
     url: str
     network: str = "dzt"
+    block: int = 0
+
+    def subnet(self, k: int = 0) -> str:
+        """The k-th /24 reserved for this daemon's networks (k < 4)."""
+        return f"198.18.{(self.block * 4 + k) % 250 + 1}.0/24"
+
+    def gateway(self, k: int = 0) -> str:
+        return self.subnet(k).replace(".0/24", ".1")
 
     @classmethod
     def start_new(cls) -> DockerDaemon:
@@ -256,17 +276,22 @@ class DockerDaemon:
             cwd=ROOT,
         )
         assert result.returncode == 0, result.stdout + result.stderr
-        daemon = cls(directory, result.stdout.strip().splitlines()[-1])
+        daemon = cls(directory, result.stdout.strip().splitlines()[-1], block=next(_SUBNETS))
         client = daemon.client()
         try:
-            if not client.networks.list(names=[daemon.network]):
-                ipam = docker.types.IPAMConfig(
-                    pool_configs=[docker.types.IPAMPool(subnet="198.18.42.0/24")]
-                )
-                client.networks.create(daemon.network, driver="bridge", ipam=ipam)
+            existing = client.networks.list(names=[daemon.network])
+            if existing:  # a restart: keep the network and the block it was made with
+                subnet = existing[0].attrs["IPAM"]["Config"][0]["Subnet"]
+                daemon.block = (int(subnet.split(".")[2]) - 1) // 4
+            else:
+                client.networks.create(daemon.network, driver="bridge", ipam=daemon.ipam())
         finally:
             client.close()
         return daemon
+
+    def ipam(self, k: int = 0) -> docker.types.IPAMConfig:
+        pool = docker.types.IPAMPool(subnet=self.subnet(k), gateway=self.gateway(k))
+        return docker.types.IPAMConfig(pool_configs=[pool])
 
     def client(self) -> docker.DockerClient:
         return docker.DockerClient(base_url=self.url, version="auto", timeout=30)
@@ -285,7 +310,17 @@ class DockerDaemon:
         eventually(gone, timeout=60)
 
     def remove(self) -> None:
-        """Stop dockerd and delete its directory (images, containers, state)."""
+        """Remove every container and network (bridges outlive dockerd otherwise), stop
+        dockerd and delete its directory."""
+        client = self.client()
+        try:
+            for container in client.containers.list(all=True):
+                container.remove(force=True)
+            for network in client.networks.list():
+                if network.name not in ("bridge", "host", "none"):
+                    network.remove()
+        finally:
+            client.close()
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
 

@@ -26,6 +26,8 @@ class Snapshot:
     records: tuple[Record, ...] = ()
     problems: tuple[str, ...] = ()
     stale: bool = False
+    networks: tuple[str, ...] = ()
+    """Subnets (CIDR) the records' addresses live in, for network-aware answers."""
 
 
 class Source(Protocol):
@@ -48,14 +50,16 @@ class MergedSource:
     def load(self) -> Snapshot:
         records: dict[Record, None] = {}
         problems: list[str] = []
+        networks: dict[str, None] = {}
         stale = False
         for source in self.sources:
             snapshot = source.load()
             self.snapshots[source.name] = snapshot
             records.update(dict.fromkeys(snapshot.records))
             problems.extend(snapshot.problems)
+            networks.update(dict.fromkeys(snapshot.networks))
             stale = stale or snapshot.stale
-        return Snapshot(tuple(records), tuple(problems), stale)
+        return Snapshot(tuple(records), tuple(problems), stale, tuple(networks))
 
     async def watch(self, wakeup: Wakeup, stop: asyncio.Event) -> None:
         await asyncio.gather(*(source.watch(wakeup, stop) for source in self.sources))

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import threading
@@ -183,6 +184,23 @@ def addresses(
         where = f" on {', '.join(options.networks)}" if options.networks else ""
         return [], f"has no address{where}"
     return found, None
+
+
+def subnets(summary: Mapping[str, Any], options: DockerOptions) -> set[str]:
+    """The subnets (CIDR) of the networks whose addresses the container publishes."""
+    found = set()
+    networks = (summary.get("NetworkSettings") or {}).get("Networks") or {}
+    for network, settings in networks.items():
+        if options.networks and network not in options.networks:
+            continue
+        for address, length in (
+            ("IPAddress", "IPPrefixLen"),
+            ("GlobalIPv6Address", "GlobalIPv6PrefixLen"),
+        ):
+            if (settings or {}).get(address) and (settings or {}).get(length):
+                interface = ipaddress.ip_interface(f"{settings[address]}/{settings[length]}")
+                found.add(str(interface.network))
+    return found
 
 
 def container_records(
@@ -419,12 +437,14 @@ class DockerSource:
     def _records(self, listed: list[Mapping[str, Any]]) -> Snapshot:
         records: list[ServiceRecord] = []
         problems: list[str] = []
+        networks: set[str] = set()
         unhealthy: dict[str, list[ServiceRecord]] = {}
         for summary in sorted(listed, key=lambda c: str(c.get("Id"))):
             found, issues = container_records(
                 summary, self._inspected[summary["Id"]], self.options, self.defaults
             )
             problems.extend(issues)
+            networks.update(subnets(summary, self.options))
             health = health_of(summary)
             if self._published(health):
                 records.extend(found)
@@ -437,7 +457,7 @@ class DockerSource:
             if name not in published:
                 records.extend(members)
                 problems.append(f"{name} has no healthy container; keeping the unhealthy ones")
-        return Snapshot(tuple(records), tuple(problems))
+        return Snapshot(tuple(records), tuple(problems), networks=tuple(sorted(networks)))
 
     def _published(self, health: str) -> bool:
         if self.options.health == "ignore" or health in ("none", "healthy"):

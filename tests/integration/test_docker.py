@@ -12,6 +12,7 @@ from typing import Any
 import dns.rcode
 import docker
 import docker.models.containers
+import docker.types
 import pytest
 
 from reconciler.definitions import NameDefaults
@@ -274,3 +275,45 @@ def test_daemon_outage_keeps_answers_then_converges(tmp_path: Path) -> None:
 
 def _logged(daemon: Daemon, text: str) -> None:
     assert text in daemon.output()
+
+
+def test_a_container_gets_the_address_on_the_network_it_shares(
+    dockerd: DockerDaemon, tmp_path: Path
+) -> None:
+    """A container on two networks; clients on each network ask dockzone (on each
+    network's gateway, the host) and get the address on their own network."""
+    client = dockerd.client()
+    other = client.networks.create(f"side{next(_names)}", driver="bridge", ipam=dockerd.ipam(1))
+    definitions = tmp_path / "definitions"
+    definitions.mkdir()
+    main_gw, side_gw = dockerd.gateway(0), dockerd.gateway(1)
+    also = f"--listen-also={main_gw}:53,{side_gw}:53"
+    daemon = Daemon.start(tmp_path, definitions, "--docker", dockerd.url, also)
+    started = []
+    try:
+        both = client.containers.run(IMAGE, detach=True, name="both", network=dockerd.network)
+        started.append(both)
+        other.connect(both)
+        both.reload()
+        on_main, on_side = address(both), address(both, other.name)
+        expect(daemon.port, "both.busybox.docker", sorted([on_main, on_side]))
+
+        def asked_from(network: str, server: str) -> list[str]:
+            output = client.containers.run(
+                IMAGE, ["nslookup", "both.busybox.docker", server], network=network, remove=True
+            ).decode()
+            return sorted(
+                line.split()[-1] for line in output.splitlines()[2:] if line.startswith("Address")
+            )
+
+        assert asked_from(dockerd.network, main_gw) == [on_main]
+        assert asked_from(other.name, side_gw) == [on_side]
+        assert sorted(answers(daemon.port, "both.busybox.docker")) == sorted(
+            [on_main, on_side]
+        )  # loopback: no shared network
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+        for container in started:
+            container.remove(force=True)
+        other.remove()
+        client.close()
