@@ -93,6 +93,16 @@ class Changes:
     def is_empty(self) -> bool:
         return not self.zones
 
+    def applied_to(self, zones: ZoneSet) -> dict[str, ZoneContent]:
+        """``zones`` after these changes: for sinks that remember what they were given."""
+        result = dict(zones)
+        for zone in self.zones:
+            if zone.desired is None:
+                result.pop(zone.origin, None)
+            else:
+                result[zone.origin] = zone.desired
+        return result
+
 
 def calculate(current: ZoneSet, desired: ZoneSet) -> Changes:
     """The changes that turn ``current`` into ``desired`` (see the module docstring)."""

@@ -165,6 +165,49 @@ class Daemon:
             raise
 
 
+def start_named(
+    workdir: Path, port: int, zones: str, *, include: str = ""
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``named -g`` on 127.0.0.1:``port`` (no recursion, no transfers unless a zone
+    allows them) with the ``zone`` statements in ``zones``; returns it and its log file."""
+    binary = require_binary("named")
+    conf = workdir / "named.conf"
+    conf.write_text(
+        f"""{include}
+options {{
+    directory "{workdir}";
+    pid-file "{workdir}/named.pid";
+    session-keyfile "{workdir}/session.key";
+    managed-keys-directory "{workdir}";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    notify no;
+    allow-transfer {{ none; }};
+    max-records-per-type 0;  // 9.18.28+ caps RRsets at 100 records by default
+}};
+controls {{ }};
+{zones}"""
+    )
+    log = workdir / "named.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [binary, "-g", "-c", str(conf), "-n", "1"], stdout=out, stderr=subprocess.STDOUT
+        )
+    return process, log
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 10 s; waits for it."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def summary(response: dns.message.Message) -> tuple[object, ...]:
     """What two servers must agree on: rcode, AA, the answer RRsets (ignoring order, with
     TTLs) and, for negative answers, the authority section (the SOA)."""
@@ -194,34 +237,11 @@ class NamedServer:
 
     @classmethod
     def start(cls, workdir: Path, zones: Path, port: int) -> NamedServer:
-        binary = require_binary("named")
         zone_clauses = "".join(
             f'zone "{path.name[3:]}" {{ type primary; file "{path}"; }};\n'
             for path in sorted(zones.glob("db.*"))
         )
-        conf = workdir / "named.conf"
-        conf.write_text(
-            f"""options {{
-    directory "{workdir}";
-    pid-file "{workdir}/named.pid";
-    session-keyfile "{workdir}/session.key";
-    managed-keys-directory "{workdir}";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    dnssec-validation no;
-    notify no;
-    allow-transfer {{ none; }};
-    max-records-per-type 0;  // 9.18.28+ caps RRsets at 100 records by default
-}};
-controls {{ }};
-{zone_clauses}"""
-        )
-        log = workdir / "named.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [binary, "-g", "-c", str(conf), "-n", "1"], stdout=out, stderr=subprocess.STDOUT
-            )
+        process, log = start_named(workdir, port, zone_clauses)
         return cls(process, port, log)
 
     def answers_soa(self, origin: str) -> None:
@@ -229,12 +249,7 @@ controls {{ }};
         answers_soa("127.0.0.1", self.port, origin)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 _SUBNETS = itertools.count(os.getpid() % 50 * 4)

@@ -95,11 +95,7 @@ class EtcdSink:
     async def apply(self, changes: Changes) -> None:
         if changes.is_empty:
             return
-        for zone in changes.zones:
-            if zone.desired is None:
-                self._desired.pop(zone.origin, None)
-            else:
-                self._desired[zone.origin] = zone.desired
+        self._desired = changes.applied_to(self._desired)
         wanted = self.entries(self._desired)
         put = delete = 0
         for key, entry in sorted(wanted.items()):

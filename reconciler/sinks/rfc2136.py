@@ -184,11 +184,7 @@ class Rfc2136Sink:
     async def apply(self, changes: Changes) -> None:
         if changes.is_empty:
             return
-        for zone in changes.zones:
-            if zone.desired is None:
-                self._desired.pop(zone.origin, None)
-            else:
-                self._desired[zone.origin] = zone.desired
+        self._desired = changes.applied_to(self._desired)
         wanted = managed(self._desired, self.config.zones)
         errors: list[str] = []
         for target, state in self._server.items():

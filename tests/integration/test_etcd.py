@@ -18,7 +18,7 @@ import yaml
 
 from reconciler.etcdclient import EtcdClient, EtcdError, EtcdOptions
 from tests.helpers import eventually, require_binary, service
-from tests.servers import Daemon, dig_answers, free_port
+from tests.servers import Daemon, dig_answers, free_port, stop_process
 
 
 @dataclass
@@ -76,12 +76,7 @@ class EtcdServer:
         return {kv.key: kv.value for kv in self.client().range_prefix(prefix)[1]}
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 @pytest.fixture

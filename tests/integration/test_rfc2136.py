@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.helpers import eventually, require_binary, service
-from tests.servers import Daemon, dig, dig_answers, free_port
+from tests.servers import Daemon, dig, dig_answers, free_port, start_named, stop_process
 
 KEY_NAME = "dockzone-key"
 SECRET = base64.b64encode(bytes(range(32))).decode()
@@ -43,38 +43,17 @@ class DynamicNamed:
 
     @classmethod
     def start(cls, workdir: Path) -> DynamicNamed:
-        binary = require_binary("named")
         port = free_port()
         key = key_file(workdir / "dockzone.key")
         (workdir / "db.docker").write_text(ZONE)
-        conf = workdir / "named.conf"
-        conf.write_text(
-            f"""include "{key}";
-options {{
-    directory "{workdir}";
-    pid-file "{workdir}/named.pid";
-    session-keyfile "{workdir}/session.key";
-    managed-keys-directory "{workdir}";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    dnssec-validation no;
-    notify no;
-}};
-controls {{ }};
-zone "docker" {{
+        zone = f"""zone "docker" {{
     type primary;
     file "{workdir}/db.docker";
     update-policy {{ grant {KEY_NAME} zonesub ANY; }};
     allow-transfer {{ key {KEY_NAME}; }};
 }};
 """
-        )
-        log = workdir / "named.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [binary, "-g", "-c", str(conf), "-n", "1"], stdout=out, stderr=subprocess.STDOUT
-            )
+        process, log = start_named(workdir, port, zone, include=f'include "{key}";')
         server = cls(process, port, log, key)
         eventually(server.ready, timeout=20)
         return server
@@ -113,12 +92,7 @@ zone "docker" {{
         assert result.returncode == 0, result.stdout + result.stderr
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 @pytest.fixture
