@@ -110,7 +110,9 @@ class Daemon:
     zones: Path
 
     @classmethod
-    def start(cls, workdir: Path, definitions: Path, *args: str) -> Daemon:
+    def start(
+        cls, workdir: Path, definitions: Path, *args: str, env: dict[str, str] | None = None
+    ) -> Daemon:
         """Start it. ``--listen-also=ADDR:PORT,...`` in ``args`` serves DNS there too,
         beside the loopback port the tests query."""
         port = free_port()
@@ -121,7 +123,10 @@ class Daemon:
         args = tuple(arg for arg in args if not arg.startswith("--listen-also="))
         zones = workdir / "zones"
         log = workdir / "dockzone.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKZONE_")}
+        environ = {
+            k: v for k, v in os.environ.items() if not k.startswith(("DOCKZONE_", "DOCKER_"))
+        }
+        environ.update(env or {})
         command = [
             sys.executable,
             "-m",
@@ -138,7 +143,7 @@ class Daemon:
         ]
         with log.open("ab") as out:
             process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+                command, stdout=out, stderr=subprocess.STDOUT, env=environ, cwd=ROOT
             )
         daemon = cls(process, port, log, definitions, zones)
         eventually(daemon.ready, timeout=20)
@@ -274,16 +279,16 @@ class DockerDaemon:
         return self.subnet(k).replace(".0/24", ".1")
 
     @classmethod
-    def start_new(cls) -> DockerDaemon:
+    def start_new(cls, *dockerd_args: str) -> DockerDaemon:
         """Start one in a new short directory under /tmp: containerd's socket lives in it,
         and a unix socket path may not exceed 107 bytes (pytest's tmp paths can)."""
-        return cls.start(Path(tempfile.mkdtemp(prefix="dzd-", dir="/tmp")))
+        return cls.start(Path(tempfile.mkdtemp(prefix="dzd-", dir="/tmp")), *dockerd_args)
 
     @classmethod
-    def start(cls, directory: Path) -> DockerDaemon:
+    def start(cls, directory: Path, *dockerd_args: str) -> DockerDaemon:
         require_binary("dockerd")
         result = subprocess.run(
-            [str(ROOT / "hack" / "dockerd"), str(directory)],
+            [str(ROOT / "hack" / "dockerd"), str(directory), *dockerd_args],
             capture_output=True,
             text=True,
             timeout=120,

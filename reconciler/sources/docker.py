@@ -41,12 +41,10 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -97,15 +95,23 @@ class DockerOptions:
     health: str = "healthy"
 
 
-def default_url(environ: Mapping[str, str]) -> str:
-    """``DOCKER_HOST``, else the local socket when it exists, else empty (no Docker)."""
-    if environ.get("DOCKER_HOST"):
-        return environ["DOCKER_HOST"]
-    return "unix:///var/run/docker.sock" if Path("/var/run/docker.sock").exists() else ""
+class _APIClient(docker.APIClient):  # type: ignore[misc]  # docker ships no types
+    """The Docker API client, trusting the configured CA over the environment's.
+
+    requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` replace a session's CA file on
+    every request, so in an environment that sets them (many images and CI runners do) the
+    ``--tlscacert`` of the Docker daemon would be ignored and verification would fail.
+    """
+
+    def merge_environment_settings(self, *args: Any, **kwargs: Any) -> Any:
+        settings = super().merge_environment_settings(*args, **kwargs)
+        if isinstance(self.verify, str):
+            settings["verify"] = self.verify
+        return settings
 
 
-def connect(options: DockerOptions) -> docker.DockerClient:
-    """A client for ``options.url``; the API version is negotiated, never pinned."""
+def connect(options: DockerOptions) -> Any:
+    """An API client for ``options.url``; the API version is negotiated, never pinned."""
     tls: docker.tls.TLSConfig | bool = False
     if options.tls_verify or options.tls_cert:
         tls = docker.tls.TLSConfig(
@@ -113,15 +119,7 @@ def connect(options: DockerOptions) -> docker.DockerClient:
             ca_cert=options.tls_ca or None,
             verify=options.tls_ca if options.tls_verify and options.tls_ca else options.tls_verify,
         )
-    return docker.DockerClient(base_url=options.url, version="auto", tls=tls, timeout=10)
-
-
-def tls_paths(environ: Mapping[str, str]) -> tuple[str, str, str]:
-    """(ca, cert, key) from ``DOCKER_CERT_PATH`` or dnsdock's ``DOCKER_CERTS``."""
-    directory = environ.get("DOCKER_CERT_PATH") or environ.get("DOCKER_CERTS") or ""
-    if not directory:
-        return "", "", ""
-    return tuple(os.path.join(directory, f) for f in ("ca.pem", "cert.pem", "key.pem"))  # type: ignore[return-value]
+    return _APIClient(base_url=options.url, version="auto", tls=tls, timeout=10)
 
 
 def _settings(summary: Mapping[str, Any], inspect: Mapping[str, Any]) -> dict[str, str]:
@@ -394,12 +392,12 @@ class DockerSource:
         self,
         options: DockerOptions,
         defaults: NameDefaults,
-        client_factory: Callable[[DockerOptions], docker.DockerClient] = connect,
+        client_factory: Callable[[DockerOptions], Any] = connect,
     ) -> None:
         self.options = options
         self.defaults = defaults
         self.client_factory = client_factory
-        self._client: docker.DockerClient | None = None
+        self._client: Any = None  # a docker.APIClient once connected
         self._inspected: dict[str, Mapping[str, Any]] = {}
         self._last: Snapshot = Snapshot()
         self._since: float | None = None
@@ -408,7 +406,7 @@ class DockerSource:
     def _api(self) -> Any:
         if self._client is None:
             self._client = self.client_factory(self.options)
-        return self._client.api
+        return self._client
 
     def load(self) -> Snapshot:
         """The records of the running containers; the last good ones (stale) when the
@@ -492,7 +490,7 @@ class DockerSource:
                 continue
             try:
                 client = self.client_factory(self.options)
-                stream = client.api.events(
+                stream = client.events(
                     since=int(since) - 1, decode=True, filters={"type": ["container", "network"]}
                 )
                 if delay > 0.5:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from reconciler.definitions import NameDefaults
 from reconciler.sources.docker import DockerOptions, DockerSource
 from tests.dockerimage import IMAGE, ensure_image
-from tests.helpers import eventually
+from tests.helpers import eventually, require_binary
 from tests.servers import Daemon, DockerDaemon, dig_answers, free_port, query
 
 _names = itertools.count()
@@ -317,3 +318,136 @@ def test_a_container_gets_the_address_on_the_network_it_shares(
             container.remove(force=True)
         other.remove()
         client.close()
+
+
+def make_certs(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, with openssl."""
+    openssl = require_binary("openssl")
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def run_openssl(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True, timeout=60)
+
+    run_openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=dockzone test CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    )
+    (directory / "server.ext").write_text(
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+    )
+    (directory / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for who in ("server", "client"):
+        run_openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={who}",
+            "-keyout",
+            f"{who}-key.pem",
+            "-out",
+            f"{who}.csr",
+        )
+        run_openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{who}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            f"{who}.ext",
+            "-out",
+            f"{who}-cert.pem",
+        )
+    # DOCKER_CERT_PATH's file names.
+    (directory / "cert.pem").write_bytes((directory / "client-cert.pem").read_bytes())
+    (directory / "key.pem").write_bytes((directory / "client-key.pem").read_bytes())
+    return {
+        name: directory / f"{name}.pem"
+        for name in ("ca", "server-cert", "server-key", "cert", "key")
+    }
+
+
+def test_tcp_with_tls_by_flags_and_by_docker_environment(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path / "certs")
+    port = free_port()
+    dockerd = DockerDaemon.start_new(
+        "-H",
+        f"tcp://127.0.0.1:{port}",
+        "--tlsverify",
+        "--tlscacert",
+        str(certs["ca"]),
+        "--tlscert",
+        str(certs["server-cert"]),
+        "--tlskey",
+        str(certs["server-key"]),
+    )
+    try:
+        ensure_image(dockerd.url)
+        client = dockerd.client()
+        container = client.containers.run(
+            IMAGE, detach=True, name="secure", network=dockerd.network
+        )
+        container.reload()
+        client.close()
+        url = f"tcp://127.0.0.1:{port}"
+        runs = {
+            "flags": (
+                [
+                    "--docker",
+                    url,
+                    "--tlsverify",
+                    "--tlscacert",
+                    str(certs["ca"]),
+                    "--tlscert",
+                    str(certs["cert"]),
+                    "--tlskey",
+                    str(certs["key"]),
+                ],
+                None,
+            ),
+            "environment": (
+                [],
+                {
+                    "DOCKER_HOST": url,
+                    "DOCKER_TLS_VERIFY": "1",
+                    "DOCKER_CERT_PATH": str(certs["ca"].parent),
+                },
+            ),
+            "no client certificate": (
+                ["--docker", url, "--tlsverify", "--tlscacert", str(certs["ca"])],
+                None,
+            ),
+        }
+        for label, (args, env) in runs.items():
+            workdir = tmp_path / label.replace(" ", "-")
+            (workdir / "definitions").mkdir(parents=True)
+            daemon = Daemon.start(workdir, workdir / "definitions", *args, env=env)
+            try:
+                if label == "no client certificate":
+                    eventually(lambda d=daemon: _logged(d, f"docker at {url}:"), timeout=15)
+                    assert answers(daemon.port, "secure.busybox.docker") == []
+                else:
+                    expect(daemon.port, "secure.busybox.docker", [address(container)])
+            finally:
+                assert daemon.stop() == 0, daemon.output()
+    finally:
+        dockerd.remove()
