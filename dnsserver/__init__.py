@@ -12,6 +12,7 @@ from dnsserver.answer import Resolution, resolve
 from dnsserver.errors import DnsServerError, MessageError, ZoneError, ZoneLoadError
 from dnsserver.forward import Forwarder, parse_hostport, read_resolv_conf
 from dnsserver.server import DNSService
+from dnsserver.stats import DNSStats
 from dnsserver.zone import RRset, Zone, ZoneBuilder
 from dnsserver.zonedir import Rescan, ZoneDirectory
 from dnsserver.zonefile import load_zone_file, parse_zone_text
@@ -19,6 +20,7 @@ from dnsserver.zonestore import ZoneIndex, ZoneStore
 
 __all__ = [
     "DNSService",
+    "DNSStats",
     "DnsServerError",
     "Forwarder",
     "MessageError",

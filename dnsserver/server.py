@@ -10,6 +10,10 @@ answers are cached as a cycle of pre-rendered rotations. A miss goes through
 `message.parse_query` and `answer.resolve`. Forwarded questions never touch the cache and
 run on a small thread pool, so a slow upstream cannot stall the socket. TCP: one thread
 per connection, idle timeout, bounded number of connections, messages up to 64 KiB.
+
+Statistics (`stats()`) are plain integers: each UDP thread owns its `Counters`; a cached
+answer carries its outcome slot, so a hit costs one list increment and is not timed; only
+answers that are built (cache misses, TCP, forwarding) are timed with `perf_counter_ns`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import itertools
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -44,6 +49,7 @@ from dnsserver.message import (
     render_response,
 )
 from dnsserver.rdata import AAAA, AXFR, IXFR, A
+from dnsserver.stats import Counters, DNSStats
 from dnsserver.zone import RRset
 from dnsserver.zonestore import ZoneIndex, ZoneStore
 
@@ -108,6 +114,16 @@ class DNSService:
         self.addresses: list[tuple[str, int]] = []
         self._networks: tuple[IPNetwork, ...] = ()
         self._client_network: dict[str, int] = {}
+        self._counters: list[Counters] = []
+        self._tcp_counters = Counters("tcp", shared=True)
+        self._forward_counters = Counters("udp", shared=True)
+
+    def stats(self) -> DNSStats:
+        """Every query counted so far, summed over the serving threads."""
+        result = DNSStats()
+        for counters in [*self._counters, self._tcp_counters, self._forward_counters]:
+            result.add(counters)
+        return result
 
     @property
     def networks(self) -> tuple[IPNetwork, ...]:
@@ -315,7 +331,12 @@ class DNSService:
         stopping = self._stopping.is_set
         answer = self._answer
         cache_size = self.cache_size
-        cache: dict[bytes, Iterator[bytes]] = {}
+        counters = Counters("udp")
+        self._counters.append(counters)
+        outcomes = counters.outcomes
+        slot = counters.slot
+        clock = time.perf_counter_ns
+        cache: dict[bytes, tuple[Iterator[bytes], int]] = {}
         cache_index: ZoneIndex | None = None
         cache_networks: tuple[IPNetwork, ...] = ()
         while True:
@@ -339,8 +360,10 @@ class DNSService:
                     key = network.to_bytes(2, "big") + b"\xff" + key
             hit = cache.get(key)
             if hit is not None:
+                cycle, number = hit
+                outcomes[number] += 1
                 try:  # noqa: SIM105 (hot path: try/except costs less than contextlib.suppress)
-                    sendto(data[:2] + next(hit), addr)
+                    sendto(data[:2] + next(cycle), addr)
                 except OSError:
                     pass
                 continue
@@ -348,6 +371,8 @@ class DNSService:
                 if stopping():
                     return
                 continue
+            counters.misses += 1
+            started = clock()
             try:
                 reply = answer(data, index, True, network)
             except Exception:
@@ -362,10 +387,11 @@ class DNSService:
                 cycle = itertools.cycle([variant[2:] for variant in reply.variants])
                 if len(reply.variants) > 1:
                     next(cycle)  # the first variant goes out right now
-                cache[key] = cycle
+                cache[key] = (cycle, slot(reply.variants[0]))
             if reply.wire is not None:
                 with contextlib.suppress(OSError):
                     sendto(data[:2] + reply.wire[2:], addr)
+            counters.answered(reply.wire, clock() - started)
 
     def _defer(
         self, job: Callable[[], bytes | None], sock: socket.socket, addr: tuple[str, int]
@@ -383,6 +409,8 @@ class DNSService:
     def _run_deferred(
         self, job: Callable[[], bytes | None], sock: socket.socket, addr: tuple[str, int]
     ) -> None:
+        started = time.perf_counter_ns()
+        wire = None
         try:
             wire = job()
             if wire is not None:
@@ -390,6 +418,7 @@ class DNSService:
         except Exception:
             log.exception("failed to forward a query")
         finally:
+            self._forward_counters.answered_locked(wire, time.perf_counter_ns() - started)
             with self._pending_lock:
                 self._pending -= 1
 
@@ -428,11 +457,13 @@ class DNSService:
                 data = _recv_exact(conn, length)
                 if data is None:
                     return
+                started = time.perf_counter_ns()
                 try:
                     wire = self.answer(data, udp=False, client=client)
                 except Exception:
                     log.exception("failed to answer a TCP query")
                     wire = render_error(data, SERVFAIL)
+                self._tcp_counters.answered_locked(wire, time.perf_counter_ns() - started)
                 if wire is not None:
                     conn.sendall(len(wire).to_bytes(2, "big") + wire)
         except OSError:

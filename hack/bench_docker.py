@@ -65,6 +65,8 @@ def start_to_answer(url: str, count: int, workdir: Path) -> list[float]:
             "--dns",
             f"127.0.0.1:{port}",
             "--no-rec",
+            "--http",
+            "off",
             "--definitions",
             str(definitions),
             "--zones",

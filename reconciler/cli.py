@@ -47,7 +47,7 @@ def _common_options(parser: argparse.ArgumentParser, command: str) -> None:
     group = parser.add_argument_group("settings (also DOCKZONE_<NAME> or the --config file)")
     group.add_argument("--config", type=Path, metavar="FILE", help="YAML file of settings")
     for option in OPTIONS:
-        if option.commands and command not in option.commands:
+        if (option.commands and command not in option.commands) or not option.cli:
             continue
         flag = "--" + option.name.replace("_", "-")
         dest, text = option.name, option.help
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dockzone",
         description="DNS service discovery for Docker hosts and Kubernetes clusters.",
+        allow_abbrev=False,  # --api-token must not quietly mean --api-token-file
     )
     parser.add_argument("--version", action="version", version=f"dockzone {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     def command(
         name: str, summary: str, handler: Callable[[Context, argparse.Namespace], int]
     ) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=summary, description=summary)
+        sub = commands.add_parser(name, help=summary, description=summary, allow_abbrev=False)
         _common_options(sub, name)
         sub.set_defaults(handler=handler)
         return sub

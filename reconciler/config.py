@@ -7,7 +7,9 @@ The flag wins over the environment, which wins over the file. Used only by the C
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,8 @@ class Option:
     switch: bool = False
     commands: tuple[str, ...] = ()
     """The commands that take this option; empty means every command."""
+    cli: bool = True
+    """False: no flag, only ``DOCKZONE_<NAME>`` and the config file (secrets)."""
 
 
 def _text(value: Any, where: str) -> str:
@@ -119,6 +123,28 @@ def _listen(value: Any, where: str) -> str:
             parse_hostport(item)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+    return text
+
+
+def _http(value: Any, where: str) -> str:
+    """``off``, or one ADDR:PORT."""
+    text = _text(value, where).strip()
+    if text == "off":
+        return text
+    try:
+        parse_hostport(text)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return text
+
+
+_METRIC_PART = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _metric_part(value: Any, where: str) -> str:
+    text = _text(value, where).strip()
+    if text and not _METRIC_PART.match(text):
+        raise ConfigError(f"{where}: must be letters, digits and _ (a Prometheus name part)")
     return text
 
 
@@ -539,6 +565,54 @@ OPTIONS = (
         commands=("run",),
     ),
     Option(
+        "http",
+        _http,
+        lambda: "127.0.0.1:5380",
+        "where the HTTP API (dnsdock's /services, /status, /metrics) listens: ADDR:PORT or off",
+        "ADDR:PORT",
+        commands=("run",),
+    ),
+    Option(
+        "api_token_file",
+        _optional_path,
+        lambda: None,
+        "file holding the bearer token API mutations need (required off loopback)",
+        "FILE",
+        commands=("run",),
+    ),
+    Option(
+        "api_token",
+        _text,
+        lambda: "",
+        "the bearer token itself (DOCKZONE_API_TOKEN or the config file only)",
+        commands=("run",),
+        cli=False,
+    ),
+    Option(
+        "insecure_api",
+        _boolean,
+        lambda: False,
+        "allow an HTTP API beyond loopback without a token (anyone can change records)",
+        switch=True,
+        commands=("run",),
+    ),
+    Option(
+        "metrics_namespace",
+        _metric_part,
+        lambda: "dockzone",
+        "namespace of the Prometheus metric names (SkyDNS used skydns)",
+        "NAME",
+        commands=("run",),
+    ),
+    Option(
+        "metrics_subsystem",
+        _metric_part,
+        lambda: "",
+        "subsystem of the Prometheus metric names (SkyDNS used skydns)",
+        "NAME",
+        commands=("run",),
+    ),
+    Option(
         "namespace",
         _namespaces,
         lambda: (),
@@ -599,8 +673,16 @@ class Settings:
     etcd_key: Path | None
     etcd_user: str
     etcd_password: str
+    http: str
+    api_token_file: Path | None
+    api_token: str
+    insecure_api: bool
+    metrics_namespace: str
+    metrics_subsystem: str
     namespace: tuple[str, ...]
     leader_lease: str
+    ttl_from_api: bool = False
+    """``ttl`` was set through the API (``PUT /set/ttl``), not by the options."""
 
     def zone_settings(self) -> ZoneSettings:
         return ZoneSettings(
@@ -659,4 +741,32 @@ def resolve(
             values[option.name] = option.default()
             continue
         values[option.name] = option.parse(raw, where)
+    api_ttl = load_api_ttl(values["definitions"])
+    if api_ttl is not None:
+        values["ttl"] = api_ttl
+        values["ttl_from_api"] = True
     return Settings(**values)
+
+
+API_DIRECTORY = "api"
+"""Directory in the definitions directory where the HTTP API keeps its records."""
+API_SETTINGS = ".settings.json"
+"""File in ``API_DIRECTORY`` with settings changed through the API (a hidden file, so it is
+never read as a definition)."""
+
+
+def api_settings_path(definitions: Path) -> Path:
+    """Where ``PUT /set/ttl`` persists the default TTL."""
+    return definitions / API_DIRECTORY / API_SETTINGS
+
+
+def load_api_ttl(definitions: Path) -> int | None:
+    """The default TTL last set through the API (it wins over ``--ttl``), or None."""
+    try:
+        data = json.loads(api_settings_path(definitions).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ttl = data.get("ttl") if isinstance(data, dict) else None
+    if isinstance(ttl, int) and not isinstance(ttl, bool) and 0 <= ttl <= 2**31 - 1:
+        return ttl
+    return None

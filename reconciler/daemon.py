@@ -17,10 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from aiohttp import web
 from watchfiles import awatch
 
 from dnsserver import DNSService, Forwarder, ZoneDirectory, ZoneStore
-from reconciler.config import Settings, listen_addresses
+from reconciler.config import Settings, listen_addresses, parse_hostport
+from reconciler.errors import ConfigError
 from reconciler.loop import Reconciler, resync_timer
 from reconciler.sinks import Sink
 from reconciler.sinks.inprocess import InProcessSink
@@ -145,8 +147,46 @@ def make_sinks(settings: Settings, store: ZoneStore | None) -> list[Sink]:
     return sinks
 
 
+def api_token(settings: Settings) -> str:
+    """The API's bearer token: ``--api-token-file``, else ``DOCKZONE_API_TOKEN`` (or the
+    config file's ``api_token``); empty when none. Raises ConfigError."""
+    path = settings.api_token_file
+    if path is None:
+        return settings.api_token.strip()
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--api-token-file {path}: cannot read: {exc}") from exc
+    if not token:
+        raise ConfigError(f"--api-token-file {path}: the file is empty")
+    return token
+
+
+def check_api(settings: Settings) -> str:
+    """The token for ``--http``; raises ConfigError when the API would listen beyond
+    loopback without one (unless ``--insecure-api``)."""
+    from reconciler.api import is_loopback  # noqa: PLC0415
+
+    token = api_token(settings)
+    if settings.http == "off" or token or settings.insecure_api:
+        return token
+    host, _ = parse_hostport(settings.http)
+    if not is_loopback(host):
+        raise ConfigError(
+            f"--http {settings.http} listens beyond loopback: API mutations need a token "
+            "(--api-token-file FILE or DOCKZONE_API_TOKEN); --insecure-api allows them "
+            "to anyone who can connect"
+        )
+    return token
+
+
 async def run(settings: Settings, err: TextIO) -> int:
     """The daemon. Returns the exit code."""
+    try:
+        token = check_api(settings)
+    except ConfigError as exc:
+        print(f"dockzone: {exc}", file=err)
+        return 2
     store = ZoneStore()
     try:
         service = start_dns(settings, store)
@@ -160,14 +200,31 @@ async def run(settings: Settings, err: TextIO) -> int:
     )
     wakeup = Wakeup()
     stop = asyncio.Event()
+    try:
+        http = await start_api(
+            settings,
+            token=token,
+            reconciler=reconciler,
+            source=source,
+            wakeup=wakeup,
+            service=service,
+        )
+    except OSError as exc:
+        print(f"dockzone: cannot serve HTTP on {settings.http}: {exc.strerror or exc}", file=err)
+        if service is not None:
+            service.stop()
+        return 1
     _signals(stop, lambda: wakeup.set("SIGHUP"))
     docker = f"docker {settings.docker}" if settings.docker != "off" else "no Docker endpoint"
+    where_http = f"HTTP API on {settings.http}" if http is not None else "HTTP API off"
     print(
-        f"dockzone: {_where(service)}; definitions {settings.definitions}; {docker}; "
-        f"zones {settings.zones}",
+        f"dockzone: {_where(service)}; {where_http}; definitions {settings.definitions}; "
+        f"{docker}; zones {settings.zones}",
         file=err,
         flush=True,
     )
+    if settings.ttl_from_api:
+        log.info("default TTL %d was set through the API (PUT /set/ttl)", settings.ttl)
     tasks = [
         asyncio.create_task(source.watch(wakeup, stop)),
         asyncio.create_task(resync_timer(wakeup, settings.resync, stop)),
@@ -176,10 +233,65 @@ async def run(settings: Settings, err: TextIO) -> int:
         await reconciler.run(wakeup, stop)
     finally:
         await _finish(stop, tasks)
+        if http is not None:
+            await http.cleanup()
         if service is not None:
             service.stop()
     log.info("stopped after %d passes", reconciler.passes)
     return 0
+
+
+async def start_api(
+    settings: Settings,
+    *,
+    token: str,
+    reconciler: Reconciler,
+    source: MergedSource,
+    wakeup: Wakeup,
+    service: DNSService | None,
+) -> web.AppRunner | None:
+    """Serve the HTTP API and ``/metrics`` on ``--http`` (None for ``off``). Raises
+    OSError."""
+    if settings.http == "off":
+        return None
+    from reconciler import api, metrics  # noqa: PLC0415
+
+    zonefiles = next((s for s in reconciler.sinks if isinstance(s, ZoneFileSink)), None)
+
+    def serials() -> dict[str, int]:
+        return zonefiles.serials() if zonefiles is not None else {}
+
+    def zones() -> dict[str, metrics.ZoneFigures]:
+        known = serials()
+        return {
+            origin: metrics.ZoneFigures(known.get(origin, 0), zone.record_count)
+            for origin, zone in reconciler.zones.items()
+        }
+
+    stats = metrics.ReconcileStats()
+    reconciler.on_report.append(stats.observe)
+    collector = metrics.DockzoneCollector(
+        metrics.Sources(
+            dns=service.stats if service is not None else lambda: None,
+            reconcile=stats,
+            records=lambda: {n: len(s.records) for n, s in list(source.snapshots.items())},
+            zones=zones,
+        ),
+        settings.metrics_namespace,
+        settings.metrics_subsystem,
+    )
+    registry = metrics.make_registry(collector)
+    state = api.ApiState(
+        settings,
+        reconciler,
+        source,
+        wakeup,
+        token=token,
+        metrics=lambda: metrics.render_metrics(registry),
+        serials=serials,
+    )
+    host, port = parse_hostport(settings.http)
+    return await api.start(api.make_app(state), host, port)
 
 
 def _network_aware(service: DNSService | None) -> Callable[[Snapshot], None] | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from reconciler import plan
 from reconciler.errors import DockzoneError, ZoneWriteError
-from reconciler.model import ZoneSettings
+from reconciler.model import ZoneSet, ZoneSettings
 from reconciler.sinks import Sink
 from reconciler.sources import Snapshot, Source
 from reconciler.triggers import Wakeup, next_wakeup
@@ -33,6 +33,8 @@ class PassReport:
     """What one pass did."""
 
     seconds: float = 0.0
+    finished: float = 0.0
+    """When the pass ended (seconds since the epoch)."""
     changes: dict[str, plan.Changes] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     problems: int = 0
@@ -59,16 +61,39 @@ class Reconciler:
         self.settings = settings
         self.sinks = list(sinks)
         self.passes = 0
+        """Passes completed."""
+        self.started = 0
+        """Passes started: a pass numbered above this value reads the sources afresh."""
+        self.last_report: PassReport | None = None
+        self.zones: ZoneSet = {}
+        """The zones the last pass built (what every sink was converged on)."""
+        self.on_report: list[Callable[[PassReport], None]] = []
+        """Called after every pass (metrics)."""
+        self._done: asyncio.Condition | None = None
         self._reported: set[str] = set()
+
+    def _condition(self) -> asyncio.Condition:
+        if self._done is None:
+            self._done = asyncio.Condition()
+        return self._done
+
+    async def wait_for_pass(self, number: int) -> PassReport | None:
+        """Wait until pass ``number`` (counted from 1) has completed; the last report."""
+        done = self._condition()
+        async with done:
+            await done.wait_for(lambda: self.passes >= number)
+        return self.last_report
 
     async def run_once(self) -> PassReport:
         """One full pass; errors of one sink do not stop the others."""
+        self.started += 1
         started = time.monotonic()
         report = PassReport()
         snapshot = await asyncio.to_thread(self.source.load)
         if self.on_snapshot is not None:
             self.on_snapshot(snapshot)
         result = build(snapshot.records, self.settings)
+        self.zones = result.zones
         report.problems = len(snapshot.problems)
         report.stale = snapshot.stale
         report.conflicts = len(result.conflicts)
@@ -89,8 +114,15 @@ class Reconciler:
                     report.errors.append(str(error))
                     log.error("%s", error)
         report.seconds = time.monotonic() - started
+        report.finished = time.time()
         self.passes += 1
+        self.last_report = report
         self._log(report)
+        for listener in self.on_report:
+            listener(report)
+        done = self._condition()
+        async with done:
+            done.notify_all()
         return report
 
     def _report_new(self, problems: list[str]) -> None:

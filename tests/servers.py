@@ -108,6 +108,8 @@ class Daemon:
     log: Path
     definitions: Path
     zones: Path
+    http: str = ""
+    """The HTTP API's ADDR:PORT (a free loopback port unless ``--http`` is in ``args``)."""
 
     @classmethod
     def start(
@@ -121,6 +123,17 @@ class Daemon:
             if arg.startswith("--listen-also="):
                 dns += "," + arg.split("=", 1)[1]
         args = tuple(arg for arg in args if not arg.startswith("--listen-also="))
+        http = next(
+            (
+                a.split("=", 1)[1] if "=" in a else args[n + 1]
+                for n, a in enumerate(args)
+                if a.startswith("--http")
+            ),
+            "",
+        )
+        if not http:
+            http = f"127.0.0.1:{free_port()}"
+            args = ("--http", http, *args)
         zones = workdir / "zones"
         log = workdir / "dockzone.log"
         environ = {
@@ -145,7 +158,7 @@ class Daemon:
             process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, env=environ, cwd=ROOT
             )
-        daemon = cls(process, port, log, definitions, zones)
+        daemon = cls(process, port, log, definitions, zones, http)
         eventually(daemon.ready, timeout=20)
         return daemon
 

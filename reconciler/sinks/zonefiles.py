@@ -222,6 +222,10 @@ class ZoneFileSink:
             known.append(_soa_serial(text))
         return max((s for s in known if s is not None), default=None)
 
+    def serials(self) -> dict[str, int]:
+        """The highest serial written per zone (the state file; no zone file is read)."""
+        return self._load_state()
+
     def _load_state(self) -> dict[str, int]:
         try:
             data = json.loads((self.directory / STATE_FILE).read_text(encoding="utf-8"))

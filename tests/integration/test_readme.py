@@ -20,7 +20,14 @@ def test_readme_main_command_serves_the_examples(tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(ROOT / "hack" / "run"), "--dns", f"127.0.0.1:{port}", "--no-rec"],
+            [
+                str(ROOT / "hack" / "run"),
+                "--dns",
+                f"127.0.0.1:{port}",
+                "--no-rec",
+                "--http",
+                f"127.0.0.1:{free_port()}",
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,

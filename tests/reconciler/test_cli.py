@@ -239,3 +239,11 @@ def test_render_writes_a_corefile_for_the_auto_plugin(defs: Path, zones_dir: Pat
     assert "docker.:1053 0.0.10.in-addr.arpa.:1053 {" in corefile
     assert f"directory {zones_dir.resolve()} db\\.(.*) {{1}}" in corefile
     assert "bind 127.0.0.1" in corefile
+
+
+def test_option_prefixes_are_not_guessed() -> None:
+    """``--api-token`` is not ``--api-token-file``: a secret passed as a flag by mistake
+    must be refused, not read as a file name."""
+    result = dockzone("run", "--api-token", "s3cret")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --api-token s3cret" in result.stderr
