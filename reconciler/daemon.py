@@ -15,7 +15,7 @@ import logging
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from aiohttp import web
 from watchfiles import awatch
@@ -31,6 +31,9 @@ from reconciler.sources import MergedSource, Snapshot, Source
 from reconciler.sources.docker import DockerOptions, DockerSource
 from reconciler.sources.files import FilesSource
 from reconciler.triggers import Wakeup, next_wakeup
+
+if TYPE_CHECKING:
+    from reconciler.etcdclient import EtcdClient
 
 log = logging.getLogger(__name__)
 
@@ -75,23 +78,30 @@ def make_sources(settings: Settings) -> list[Source]:
     if settings.docker != "off":
         sources.append(DockerSource(docker_options(settings), settings.name_defaults()))
     if settings.etcd and settings.etcd_source:
-        from reconciler.etcdclient import EtcdClient, EtcdOptions  # noqa: PLC0415
         from reconciler.sources.etcd import EtcdSource  # noqa: PLC0415
 
-        client = EtcdClient(
-            EtcdOptions(
-                settings.etcd,
-                settings.etcd_ca,
-                settings.etcd_cert,
-                settings.etcd_key,
-                settings.etcd_user,
-                settings.etcd_password,
-            )
-        )
+        client = etcd_client(settings)
         sources.append(
             EtcdSource(client, settings.etcd_prefix, settings.instance_id, settings.domain)
         )
     return sources
+
+
+def etcd_client(settings: Settings) -> EtcdClient:
+    """One client for the etcd endpoints of ``--etcd`` (the source and the sink each get
+    one: they run in different threads)."""
+    from reconciler.etcdclient import EtcdClient, EtcdOptions  # noqa: PLC0415
+
+    return EtcdClient(
+        EtcdOptions(
+            settings.etcd,
+            settings.etcd_ca,
+            settings.etcd_cert,
+            settings.etcd_key,
+            settings.etcd_user,
+            settings.etcd_password,
+        )
+    )
 
 
 def docker_options(settings: Settings) -> DockerOptions:
@@ -124,19 +134,9 @@ def make_sinks(settings: Settings, store: ZoneStore | None) -> list[Sink]:
         key, instance = settings.tsig_key_file, settings.instance_id
         sinks.append(Rfc2136Sink(Rfc2136Config(server, zones, key, instance)))
     if settings.etcd:
-        from reconciler.etcdclient import EtcdClient, EtcdOptions  # noqa: PLC0415
         from reconciler.sinks.etcd import EtcdSink, EtcdSinkConfig  # noqa: PLC0415
 
-        client = EtcdClient(
-            EtcdOptions(
-                settings.etcd,
-                settings.etcd_ca,
-                settings.etcd_cert,
-                settings.etcd_key,
-                settings.etcd_user,
-                settings.etcd_password,
-            )
-        )
+        client = etcd_client(settings)
         config = EtcdSinkConfig(
             settings.etcd_prefix,
             settings.instance_id,
