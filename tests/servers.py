@@ -363,3 +363,72 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/status").read_text().lower()
     except OSError:
         return "zombie"
+
+
+def make_certs(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, with openssl.
+
+    The server certificate is good for client authentication too: etcd's JSON gateway
+    connects to etcd's own gRPC port with it when client certificates are required."""
+    openssl = require_binary("openssl")
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def run_openssl(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True, timeout=60)
+
+    run_openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=dockzone test CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    )
+    (directory / "server.ext").write_text(
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"
+    )
+    (directory / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for who in ("server", "client"):
+        run_openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={who}",
+            "-keyout",
+            f"{who}-key.pem",
+            "-out",
+            f"{who}.csr",
+        )
+        run_openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{who}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            f"{who}.ext",
+            "-out",
+            f"{who}-cert.pem",
+        )
+    # DOCKER_CERT_PATH's file names.
+    (directory / "cert.pem").write_bytes((directory / "client-cert.pem").read_bytes())
+    (directory / "key.pem").write_bytes((directory / "client-key.pem").read_bytes())
+    return {
+        name: directory / f"{name}.pem"
+        for name in ("ca", "server-cert", "server-key", "cert", "key")
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,8 @@ import pytest
 from reconciler.definitions import NameDefaults
 from reconciler.sources.docker import DockerOptions, DockerSource
 from tests.dockerimage import IMAGE, ensure_image
-from tests.helpers import eventually, require_binary
-from tests.servers import Daemon, DockerDaemon, dig_answers, free_port, query
+from tests.helpers import eventually
+from tests.servers import Daemon, DockerDaemon, dig_answers, free_port, make_certs, query
 
 _names = itertools.count()
 
@@ -318,72 +317,6 @@ def test_a_container_gets_the_address_on_the_network_it_shares(
             container.remove(force=True)
         other.remove()
         client.close()
-
-
-def make_certs(directory: Path) -> dict[str, Path]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, with openssl."""
-    openssl = require_binary("openssl")
-    directory.mkdir(parents=True, exist_ok=True)
-
-    def run_openssl(*args: str) -> None:
-        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True, timeout=60)
-
-    run_openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=dockzone test CA",
-        "-keyout",
-        "ca-key.pem",
-        "-out",
-        "ca.pem",
-    )
-    (directory / "server.ext").write_text(
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
-    )
-    (directory / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    for who in ("server", "client"):
-        run_openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            f"/CN={who}",
-            "-keyout",
-            f"{who}-key.pem",
-            "-out",
-            f"{who}.csr",
-        )
-        run_openssl(
-            "x509",
-            "-req",
-            "-in",
-            f"{who}.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            f"{who}.ext",
-            "-out",
-            f"{who}-cert.pem",
-        )
-    # DOCKER_CERT_PATH's file names.
-    (directory / "cert.pem").write_bytes((directory / "client-cert.pem").read_bytes())
-    (directory / "key.pem").write_bytes((directory / "client-key.pem").read_bytes())
-    return {
-        name: directory / f"{name}.pem"
-        for name in ("ca", "server-cert", "server-key", "cert", "key")
-    }
 
 
 def test_tcp_with_tls_by_flags_and_by_docker_environment(tmp_path: Path) -> None:

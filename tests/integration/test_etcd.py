@@ -18,7 +18,7 @@ import yaml
 
 from reconciler.etcdclient import EtcdClient, EtcdError, EtcdOptions
 from tests.helpers import eventually, require_binary, service
-from tests.servers import Daemon, dig_answers, free_port, stop_process
+from tests.servers import Daemon, dig_answers, free_port, make_certs, stop_process
 
 
 @dataclass
@@ -29,12 +29,27 @@ class EtcdServer:
     url: str
     log: Path
 
+    certs: dict[str, Path] | None = None
+
     @classmethod
-    def start(cls, workdir: Path) -> EtcdServer:
+    def start(cls, workdir: Path, certs: dict[str, Path] | None = None) -> EtcdServer:
+        """Start it; with ``certs`` (tests.servers.make_certs) clients need TLS and a
+        client certificate."""
         binary = require_binary("etcd")
         client, peer = free_port(), free_port()
-        url = f"http://127.0.0.1:{client}"
+        url = f"{'https' if certs else 'http'}://127.0.0.1:{client}"
         peer_url = f"http://127.0.0.1:{peer}"
+        tls = []
+        if certs:
+            tls = [
+                "--cert-file",
+                str(certs["server-cert"]),
+                "--key-file",
+                str(certs["server-key"]),
+                "--trusted-ca-file",
+                str(certs["ca"]),
+                "--client-cert-auth",
+            ]
         log = workdir / "etcd.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
@@ -54,16 +69,22 @@ class EtcdServer:
                     peer_url,
                     "--initial-cluster",
                     f"test={peer_url}",
+                    *tls,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        server = cls(process, url, log)
+        server = cls(process, url, log, certs)
         eventually(server.ready, timeout=30, interval=0.2)
         return server
 
     def client(self) -> EtcdClient:
-        return EtcdClient(EtcdOptions((self.url,), timeout=2.0))
+        certs = self.certs or {}
+        return EtcdClient(
+            EtcdOptions(
+                (self.url,), certs.get("ca"), certs.get("cert"), certs.get("key"), timeout=2.0
+            )
+        )
 
     def ready(self) -> None:
         assert self.process.poll() is None, self.log.read_text()
@@ -194,3 +215,44 @@ def test_user_and_password_auth(etcd: EtcdServer) -> None:
     with pytest.raises(EtcdError, match="authentication failed") as info:
         wrong.range_prefix("/skydns/")
     assert "wrong-pw" not in str(info.value)
+
+
+def test_tls_with_client_certificates(tmp_path: Path) -> None:
+    """etcd that requires TLS client certificates: dockzone publishes with --etcd-ca,
+    --etcd-cert and --etcd-key; a client without a certificate is refused, naming etcd."""
+    certs = make_certs(tmp_path / "certs")
+    (tmp_path / "etcd").mkdir()
+    server = EtcdServer.start(tmp_path / "etcd", certs)
+    try:
+        anonymous = EtcdClient(EtcdOptions((server.url,), certs["ca"], timeout=2.0))
+        with pytest.raises(EtcdError) as refused:
+            anonymous.range_prefix("/")
+        assert server.url in str(refused.value)
+        definitions = tmp_path / "definitions"
+        definitions.mkdir()
+        (definitions / "web.yaml").write_text(yaml.safe_dump(service("web", host="10.7.0.1")))
+        daemon = Daemon.start(
+            tmp_path,
+            definitions,
+            "--etcd",
+            server.url,
+            "--etcd-ca",
+            str(certs["ca"]),
+            "--etcd-cert",
+            str(certs["cert"]),
+            "--etcd-key",
+            str(certs["key"]),
+            "--instance-id",
+            "secure",
+        )
+        try:
+
+            def published() -> None:
+                values = [json.loads(v) for v in server.published().values()]
+                assert {"host": "10.7.0.1"}.items() <= values[0].items()
+
+            eventually(published, timeout=15)
+        finally:
+            assert daemon.stop() == 0, daemon.output()
+    finally:
+        server.stop()
