@@ -13,7 +13,7 @@ import yaml
 from tests.helpers import service
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["render", "diff", "apply", "zones", "show", "explain"]
+COMMANDS = ["render", "diff", "apply", "zones", "show", "explain", "run", "serve", "operator"]
 
 
 def dockzone(
