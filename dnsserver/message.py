@@ -61,6 +61,19 @@ class Query:
         return (self.flags >> 11) & 0xF
 
 
+def read_record_header(data: bytes, pos: int) -> tuple[str, int, int, int, int, int]:
+    """The owner name, type, class, TTL and rdata length of the record at ``pos``, and the
+    offset of its rdata. Raises ValueError when the record or its rdata runs past the end."""
+    name, pos = read_name(data, pos)
+    if pos + 10 > len(data):
+        raise ValueError("record runs past the end of the message")
+    rdtype, rdclass, ttl, rdlen = RR_FIXED.unpack_from(data, pos)
+    pos += 10
+    if pos + rdlen > len(data):
+        raise ValueError("rdata runs past the end of the message")
+    return name, rdtype, rdclass, ttl, rdlen, pos
+
+
 def parse_query(data: bytes) -> Query:
     """Parse a query; raises MessageError (`header` False when not even 12 bytes)."""
     if len(data) < 12:
@@ -84,13 +97,7 @@ def parse_query(data: bytes) -> Query:
     do = False
     try:
         for index in range(ancount + nscount + arcount):
-            rrname, pos = read_name(data, pos)
-            if pos + 10 > len(data):
-                raise ValueError("record runs past the end of the message")
-            rdtype, rdclass, ttl, rdlen = RR_FIXED.unpack_from(data, pos)
-            pos += 10
-            if pos + rdlen > len(data):
-                raise ValueError("rdata runs past the end of the message")
+            rrname, rdtype, rdclass, ttl, rdlen, pos = read_record_header(data, pos)
             if rdtype == OPT:
                 if edns or index < ancount + nscount or rrname != ".":
                     raise ValueError("misplaced or repeated OPT record")
@@ -283,13 +290,7 @@ def parse_response(data: bytes) -> Response:
             pos += 4
         question = data[12:pos]
         for _ in range(ancount):
-            name, pos = read_name(data, pos)
-            if pos + 10 > len(data):
-                raise ValueError("record runs past the end of the message")
-            rdtype, _, ttl, rdlen = RR_FIXED.unpack_from(data, pos)
-            pos += 10
-            if pos + rdlen > len(data):
-                raise ValueError("rdata runs past the end of the message")
+            name, rdtype, _, ttl, rdlen, pos = read_record_header(data, pos)
             rdata = decompress_rdata(rdtype, data, pos, rdlen)
             answers.append(RRset(name, rdtype, ttl, (rdata,)))
             pos += rdlen
