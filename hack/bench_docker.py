@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dnsserver import ZoneStore  # noqa: E402
+from reconciler.core.model import ZoneSettings  # noqa: E402
 from reconciler.definitions import NameDefaults  # noqa: E402
 from reconciler.loop import Reconciler  # noqa: E402
-from reconciler.model import ZoneSettings  # noqa: E402
 from reconciler.sinks.inprocess import InProcessSink  # noqa: E402
 from reconciler.sinks.zonefiles import ZoneFileSink  # noqa: E402
 from reconciler.sources.docker import DockerOptions, DockerSource  # noqa: E402

@@ -35,9 +35,12 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from reconciler import __version__, names
+from reconciler import __version__
 from reconciler.atomicio import atomic_write, fsync_directory
 from reconciler.config import API_DIRECTORY, Settings, api_settings_path
+from reconciler.core import names
+from reconciler.core.model import Owner, Record, ServiceRecord
+from reconciler.core.triggers import Wakeup
 from reconciler.definitions import (
     SERVICE_API,
     DefinitionProblems,
@@ -47,10 +50,8 @@ from reconciler.definitions import (
 from reconciler.errors import DefinitionError
 from reconciler.loop import PassReport, Reconciler
 from reconciler.metrics import CONTENT_TYPE
-from reconciler.model import Owner, Record, ServiceRecord
 from reconciler.sinks.zonefiles import zone_file_name
 from reconciler.sources import MergedSource
-from reconciler.triggers import Wakeup
 
 log = logging.getLogger(__name__)
 

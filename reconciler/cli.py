@@ -17,15 +17,16 @@ from typing import TextIO
 
 import yaml
 
-from reconciler import __version__, daemon, logs, names, plan
+from reconciler import __version__, daemon, logs
 from reconciler.atomicio import write_if_changed
 from reconciler.config import OPTIONS, Settings, listen_addresses, resolve
+from reconciler.core import names, plan
+from reconciler.core.model import ZoneContent
+from reconciler.core.zonebuild import BuildResult, build
 from reconciler.definitions import Definitions, load_definitions, parse_definitions
 from reconciler.errors import ConfigError, DefinitionError
-from reconciler.model import ZoneContent
 from reconciler.render import render_corefile
 from reconciler.sinks.zonefiles import ZoneFileSink, load_zone_files, zone_file_name
-from reconciler.zonebuild import BuildResult, build
 
 OK, INVALID, USAGE = 0, 1, 2
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import yaml
 
-from reconciler import names
+from reconciler.core import names
+from reconciler.core.model import ZoneSettings
 from reconciler.definitions import NameDefaults
 from reconciler.errors import ConfigError
-from reconciler.model import ZoneSettings
 from reconciler.tsig import TsigKey, load_key_file
 
 

@@ -22,6 +22,7 @@ from watchfiles import awatch
 
 from dnsserver import DNSService, Forwarder, ZoneDirectory, ZoneStore
 from reconciler.config import Settings, listen_addresses, parse_hostport
+from reconciler.core.triggers import Wakeup, next_wakeup
 from reconciler.errors import ConfigError
 from reconciler.loop import Reconciler, resync_timer
 from reconciler.sinks import Sink
@@ -30,7 +31,6 @@ from reconciler.sinks.zonefiles import ZoneFileSink
 from reconciler.sources import MergedSource, Snapshot, Source
 from reconciler.sources.docker import DockerOptions, DockerSource
 from reconciler.sources.files import FilesSource
-from reconciler.triggers import Wakeup, next_wakeup
 
 if TYPE_CHECKING:
     from reconciler.etcdclient import EtcdClient

@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from reconciler import names, rdata
+from reconciler.core import names, rdata
+from reconciler.core.model import Endpoint, Owner, Record, ServiceRecord
 from reconciler.errors import DefinitionError
-from reconciler.model import Endpoint, Owner, Record, ServiceRecord
 
 SERVICE_API = "dockzone.dev/v1alpha1"
 ENDPOINT_API = "externaldns.k8s.io/v1alpha1"

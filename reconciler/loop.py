@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from reconciler import plan
+from reconciler.core import plan
+from reconciler.core.model import ZoneSet, ZoneSettings
+from reconciler.core.triggers import Wakeup, next_wakeup
+from reconciler.core.zonebuild import build
 from reconciler.errors import DockzoneError, ZoneWriteError
-from reconciler.model import ZoneSet, ZoneSettings
 from reconciler.sinks import Sink
 from reconciler.sources import Snapshot, Source
-from reconciler.triggers import Wakeup, next_wakeup
-from reconciler.zonebuild import build
 
 log = logging.getLogger(__name__)
 

@@ -37,13 +37,13 @@ import aiohttp
 import kopf
 
 from reconciler.config import Settings
+from reconciler.core.model import Owner, Record, ServiceRecord
+from reconciler.core.triggers import Wakeup
 from reconciler.daemon import make_sinks
 from reconciler.definitions import DefinitionProblems, NameDefaults, from_document
 from reconciler.errors import TransientError
 from reconciler.loop import Reconciler, resync_timer
-from reconciler.model import Owner, Record, ServiceRecord
 from reconciler.sources.kubernetes import KubernetesSource
-from reconciler.triggers import Wakeup
 
 log = logging.getLogger(__name__)
 

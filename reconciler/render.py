@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jinja2
 
-from reconciler.model import ZoneContent
+from reconciler.core.model import ZoneContent
 
 ZONE_HEADER = "; dockzone zone file for "
 """First line of every zone file dockzone writes; files without it are not dockzone's."""

@@ -21,10 +21,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from reconciler import names
-from reconciler.model import Owner, ServiceRecord, ZoneSet
-from reconciler.ownership import key_id
-from reconciler.zonebuild import CONFIG_OWNER
+from reconciler.core import names
+from reconciler.core.model import Owner, ServiceRecord, ZoneSet
+from reconciler.core.ownership import key_id
+from reconciler.core.zonebuild import CONFIG_OWNER
 
 PUBLISHED_TYPES = ("A", "AAAA", "CNAME", "SRV", "TXT", "MX")
 

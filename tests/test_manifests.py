@@ -16,9 +16,12 @@ import kopf
 import pytest
 import yaml
 
-from reconciler import crd, names
+from reconciler import crd
 from reconciler.cli import build_parser
 from reconciler.config import resolve
+from reconciler.core import names
+from reconciler.core.model import ZoneSettings
+from reconciler.core.triggers import Wakeup
 from reconciler.definitions import (
     DefinitionProblems,
     NameDefaults,
@@ -26,11 +29,9 @@ from reconciler.definitions import (
     load_definitions,
 )
 from reconciler.loop import Reconciler
-from reconciler.model import ZoneSettings
 from reconciler.operator import RecordHandlers
 from reconciler.sinks.zonefiles import ZoneFileSink
 from reconciler.sources.kubernetes import KubernetesSource
-from reconciler.triggers import Wakeup
 from tests.helpers import service
 
 ROOT = Path(__file__).resolve().parents[1]

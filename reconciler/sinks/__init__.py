@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from reconciler.model import ZoneSet
-from reconciler.plan import Changes
+from reconciler.core.model import ZoneSet
+from reconciler.core.plan import Changes
 
 
 class Sink(Protocol):

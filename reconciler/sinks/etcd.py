@@ -21,11 +21,11 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from reconciler import names
+from reconciler.core import names
+from reconciler.core.model import ZoneContent, ZoneSet
+from reconciler.core.ownership import is_own_key
+from reconciler.core.plan import Changes
 from reconciler.etcdclient import EtcdClient, EtcdError, KeyValue
-from reconciler.model import ZoneContent, ZoneSet
-from reconciler.ownership import is_own_key
-from reconciler.plan import Changes
 from reconciler.skydns import Entry, discover_entries, entries_from_zones, name_from_key
 
 log = logging.getLogger(__name__)

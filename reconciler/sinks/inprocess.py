@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 
 from dnsserver import Zone, ZoneStore
-from reconciler.model import ZoneContent, ZoneSet
-from reconciler.plan import Changes
-from reconciler.serials import next_serial
+from reconciler.core.model import ZoneContent, ZoneSet
+from reconciler.core.plan import Changes
+from reconciler.core.serials import next_serial
 
 
 def zone_records(zone: ZoneContent, serial: int) -> list[tuple[str, str, int, str]]:

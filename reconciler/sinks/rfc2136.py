@@ -40,13 +40,13 @@ import dns.update
 import dns.xfr
 import dns.zone
 
-from reconciler import names
+from reconciler.core import names
+from reconciler.core.model import RRset, ZoneContent, ZoneSet
+from reconciler.core.ownership import owned_name, ownership_name, ownership_text, parse_ownership
+from reconciler.core.plan import Changes
+from reconciler.core.zonebuild import CONFIG_OWNER
 from reconciler.errors import TransientError
-from reconciler.model import RRset, ZoneContent, ZoneSet
-from reconciler.ownership import owned_name, ownership_name, ownership_text, parse_ownership
-from reconciler.plan import Changes
 from reconciler.tsig import TsigKey
-from reconciler.zonebuild import CONFIG_OWNER
 
 log = logging.getLogger(__name__)
 

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler import rdata
 from reconciler.atomicio import atomic_write, fsync_directory
+from reconciler.core import rdata
+from reconciler.core.model import RRset, Soa, ZoneContent, ZoneSet
+from reconciler.core.plan import Changes
+from reconciler.core.serials import next_serial
 from reconciler.errors import ZoneWriteError
-from reconciler.model import RRset, Soa, ZoneContent, ZoneSet
-from reconciler.plan import Changes
 from reconciler.render import ZONE_HEADER, render_zone
-from reconciler.serials import next_serial
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from reconciler.model import Record
-from reconciler.triggers import Wakeup
+from reconciler.core.model import Record
+from reconciler.core.triggers import Wakeup
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,11 +52,11 @@ import docker.errors
 import docker.tls
 import requests.exceptions
 
-from reconciler import names
+from reconciler.core import names
+from reconciler.core.model import Owner, ServiceRecord
+from reconciler.core.triggers import Wakeup
 from reconciler.definitions import NameDefaults
-from reconciler.model import Owner, ServiceRecord
 from reconciler.sources import Snapshot
-from reconciler.triggers import Wakeup
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from reconciler.core.model import ServiceRecord
+from reconciler.core.ownership import is_own_key
+from reconciler.core.triggers import Wakeup
 from reconciler.etcdclient import EtcdClient, EtcdError, KeyValue
-from reconciler.model import ServiceRecord
-from reconciler.ownership import is_own_key
 from reconciler.skydns import record_from_entry
 from reconciler.sources import Snapshot
-from reconciler.triggers import Wakeup
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from watchfiles import awatch
 
+from reconciler.core.triggers import Wakeup
 from reconciler.definitions import (
     Definitions,
     Document,
@@ -25,7 +26,6 @@ from reconciler.definitions import (
 )
 from reconciler.errors import DefinitionError
 from reconciler.sources import Snapshot
-from reconciler.triggers import Wakeup
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from reconciler.model import Record
+from reconciler.core.model import Record
+from reconciler.core.triggers import Wakeup
 from reconciler.sources import Snapshot
-from reconciler.triggers import Wakeup
 
 
 class KubernetesSource:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from reconciler.core.model import Endpoint, ServiceRecord
 from reconciler.definitions import NameDefaults, load_definitions, parse_definitions
-from reconciler.model import Endpoint, ServiceRecord
 from tests.helpers import service
 
 DEFAULTS = NameDefaults(("docker.", "skydns.local."))

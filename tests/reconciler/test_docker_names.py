@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from reconciler.core.model import ServiceRecord
 from reconciler.definitions import NameDefaults
-from reconciler.model import ServiceRecord
 from reconciler.sources.docker import (
     DockerOptions,
     container_records,

@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from reconciler import names
-from reconciler.serials import next_serial, serial_lt
+from reconciler.core import names
+from reconciler.core.serials import next_serial, serial_lt
 
 
 @pytest.mark.parametrize(

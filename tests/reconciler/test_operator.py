@@ -12,13 +12,13 @@ from typing import Any
 import kopf
 import pytest
 
+from reconciler.core.model import Owner, ServiceRecord, ZoneSettings
+from reconciler.core.triggers import Wakeup
 from reconciler.definitions import NameDefaults
 from reconciler.loop import Reconciler
-from reconciler.model import Owner, ServiceRecord, ZoneSettings
 from reconciler.operator import Conflict, LeaseElector, RecordHandlers, records_from_cr
 from reconciler.sinks.zonefiles import ZoneFileSink
 from reconciler.sources.kubernetes import KubernetesSource
-from reconciler.triggers import Wakeup
 
 DEFAULTS = NameDefaults(("docker.", "skydns.local."))
 

@@ -10,16 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import ownership, skydns
+from reconciler import skydns
 from reconciler.config import resolve
+from reconciler.core import ownership
+from reconciler.core.model import Owner, ServiceRecord, ZoneSettings
+from reconciler.core.plan import Changes
+from reconciler.core.zonebuild import build
 from reconciler.errors import ConfigError
 from reconciler.etcdclient import EtcdClient, EtcdOptions, prefix_end
-from reconciler.model import Owner, ServiceRecord, ZoneSettings
-from reconciler.plan import Changes
 from reconciler.sinks.etcd import EtcdSink, EtcdSinkConfig
 from reconciler.sinks.rfc2136 import Rfc2136Config, Rfc2136Sink, managed
 from reconciler.tsig import parse_key_file
-from reconciler.zonebuild import build
 
 OWNER = Owner("file", "servicerecord/web", "defs/web.yaml#0")
 

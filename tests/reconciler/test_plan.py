@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import yaml
 
-from reconciler import plan
+from reconciler.core import plan
+from reconciler.core.model import ZoneSet, ZoneSettings
+from reconciler.core.zonebuild import build
 from reconciler.definitions import NameDefaults, parse_definitions
-from reconciler.model import ZoneSet, ZoneSettings
-from reconciler.zonebuild import build
 from tests.helpers import service
 
 

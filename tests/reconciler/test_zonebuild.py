@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import yaml
 
+from reconciler.core.model import ZoneSettings
+from reconciler.core.zonebuild import BuildResult, build
 from reconciler.definitions import NameDefaults, parse_definitions
-from reconciler.model import ZoneSettings
-from reconciler.zonebuild import BuildResult, build
 from tests.helpers import service
 
 SKY = ("skydns.local.",)

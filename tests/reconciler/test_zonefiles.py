@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler import plan
+from reconciler.core import plan
+from reconciler.core.model import ZoneSet, ZoneSettings
+from reconciler.core.zonebuild import build
 from reconciler.definitions import NameDefaults, load_definitions, parse_definitions
-from reconciler.model import ZoneSet, ZoneSettings
 from reconciler.sinks.zonefiles import ZoneFileSink, load_zone_files, parse_zone_text
-from reconciler.zonebuild import build
 from tests.helpers import named_checkzone, service
 
 ROOT = Path(__file__).resolve().parents[2]

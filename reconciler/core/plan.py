@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.model import RRset, ZoneContent, ZoneSet
-from reconciler.rdata import name_key, type_key
+from reconciler.core.model import RRset, ZoneContent, ZoneSet
+from reconciler.core.rdata import name_key, type_key
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from reconciler import names
+from reconciler.core import names
 
 TYPE_ORDER = ("SOA", "NS", "A", "AAAA", "CNAME", "MX", "PTR", "SRV", "TXT")
 """The order RRsets of one name are written in; other types follow alphabetically."""

@@ -40,8 +40,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reconciler import names, rdata
-from reconciler.model import (
+from reconciler.core import names, rdata
+from reconciler.core.model import (
     Conflict,
     Endpoint,
     Owner,
