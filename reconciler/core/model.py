@@ -7,8 +7,11 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from reconciler.core.rdata import name_key, type_key
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -145,10 +148,43 @@ class ZoneContent:
         return 1 + sum(len(rrset.rdatas) for rrset in self.rrsets)
 
     def rrset(self, name: str, rdtype: str) -> RRset | None:
-        for rrset in self.rrsets:
-            if rrset.name == name and rrset.rdtype == rdtype:
-                return rrset
+        rrsets = self.rrsets
+        at = bisect_left(rrsets, _rrset_key(name, rdtype), key=_key)
+        if at < len(rrsets) and rrsets[at].name == name and rrsets[at].rdtype == rdtype:
+            return rrsets[at]
         return None
+
+    def updated(
+        self,
+        changes: Mapping[tuple[str, str], RRset | None],
+        provenance: Mapping[RRKey, tuple[Provenance, ...]],
+    ) -> ZoneContent:
+        """This zone with the RRsets in ``changes`` (by name and type) replaced, added or
+        (None) removed, and ``provenance`` as the new provenance map. Costs a copy of the
+        RRset list and a binary search per change: a pass that changes a few names of a
+        big zone does not sort it again."""
+        rrsets = list(self.rrsets)
+        for (name, rdtype), new in sorted(changes.items(), key=lambda item: _rrset_key(*item[0])):
+            key = _rrset_key(name, rdtype)
+            at = bisect_left(rrsets, key, key=_key)
+            present = at < len(rrsets) and rrsets[at].name == name and rrsets[at].rdtype == rdtype
+            if new is None:
+                if present:
+                    del rrsets[at]
+            elif present:
+                rrsets[at] = new
+            else:
+                rrsets.insert(at, new)
+        return ZoneContent(self.origin, self.soa, tuple(rrsets), provenance)
+
+
+def _rrset_key(name: str, rdtype: str) -> tuple[tuple[str, ...], tuple[int, str]]:
+    """Canonical RRset order: names in DNSSEC order, types in ``rdata.TYPE_ORDER``."""
+    return (name_key(name), type_key(rdtype))
+
+
+def _key(rrset: RRset) -> tuple[tuple[str, ...], tuple[int, str]]:
+    return _rrset_key(rrset.name, rrset.rdtype)
 
 
 ZoneSet = Mapping[str, ZoneContent]

@@ -1,7 +1,9 @@
 """Compile records into zones: the SkyDNS and dnsdock rules, made into zone data.
 
-``build(records, settings)`` is called by the CLI (and later the loop) once per pass. It is
-pure: the same records and settings always give the same zones and conflicts.
+The rules, in two halves that the incremental index (``core.index``) calls: what one record
+claims at which names (``contributions``), and what the claims at one name resolve to
+(``resolve_name``). Pure: the same claims always give the same RRsets and conflicts.
+``index.build(records, settings)`` runs them over a whole set of records.
 
 What one ServiceRecord at name N (zone Z) contributes:
 
@@ -51,7 +53,6 @@ from reconciler.core.model import (
     RRset,
     ServiceRecord,
     Soa,
-    ZoneContent,
     ZoneSettings,
 )
 
@@ -62,15 +63,7 @@ _SHARED, _EXCLUSIVE, _AGGREGATED = "shared", "exclusive", "aggregated"
 
 
 @dataclass(frozen=True, slots=True)
-class BuildResult:
-    """The zones built from a set of records, and the claims that had to be left out."""
-
-    zones: dict[str, ZoneContent]
-    conflicts: tuple[Conflict, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Claim:
+class Claim:
     """One RR someone wants at a name. For SRV, ``srv`` holds (priority, weight, port,
     target) and ``text`` is filled in once weights are normalised."""
 
@@ -84,6 +77,25 @@ class _Claim:
     srv: tuple[int, int, int, str] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one record adds: claims by name, and conflicts that need no other record (an
+    alias outside every zone)."""
+
+    claims: tuple[tuple[str, Claim], ...]
+    conflicts: tuple[Conflict, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """What the claims at one name resolve to: RRsets (by type, canonical order), the
+    provenance of each RR, and the claims left out."""
+
+    rrsets: tuple[RRset, ...]
+    provenance: dict[RRKey, tuple[Provenance, ...]]
+    conflicts: tuple[Conflict, ...]
+
+
 def nameserver_name(zone: str, settings: ZoneSettings) -> str:
     """The NS (and SOA MNAME) of ``zone``: ``ns.dns.<zone>`` (SkyDNS's convention) for
     forward zones; reverse zones point at the first domain's nameserver."""
@@ -92,26 +104,20 @@ def nameserver_name(zone: str, settings: ZoneSettings) -> str:
     return f"ns.dns.{zone}"
 
 
-def build(records: Iterable[Record], settings: ZoneSettings) -> BuildResult:
-    """Build every zone ``records`` and ``settings`` call for. See the module docstring."""
-    ordered = sorted(records, key=lambda record: record.owner)
-    zones = set(settings.domains) | {record.zone for record in ordered}
-    if settings.reverse:
-        for record in ordered:
-            address = _address(record)
-            if address is not None and isinstance(record, ServiceRecord) and record.reverse:
-                zones.add(
-                    names.reverse_zone(
-                        address, settings.reverse_prefix_v4, settings.reverse_prefix_v6
-                    )
-                )
-    builder = _Builder(tuple(sorted(zones, key=rdata.name_key)), settings)
-    for record in ordered:
-        if isinstance(record, Endpoint):
-            builder.add_endpoint(record)
-        else:
-            builder.add_service(record)
-    return builder.finish()
+def record_zones(record: Record, settings: ZoneSettings) -> tuple[str, ...]:
+    """The zones ``record`` asks to be served: its own, and its address's reverse zone."""
+    address = _address(record)
+    if (
+        settings.reverse
+        and address is not None
+        and isinstance(record, ServiceRecord)
+        and record.reverse
+    ):
+        reverse = names.reverse_zone(
+            address, settings.reverse_prefix_v4, settings.reverse_prefix_v6
+        )
+        return (record.zone, reverse)
+    return (record.zone,)
 
 
 def _address(record: Record) -> names.IPAddress | None:
@@ -120,186 +126,188 @@ def _address(record: Record) -> names.IPAddress | None:
     return None
 
 
-class _Builder:
-    def __init__(self, zones: tuple[str, ...], settings: ZoneSettings) -> None:
-        self.zones = zones
-        self.settings = settings
-        self.claims: dict[str, list[_Claim]] = defaultdict(list)
-        self.conflicts: list[Conflict] = []
-        self.reserved = {
-            nameserver_name(zone, settings): zone for zone in zones if not zone.endswith(".arpa.")
-        }
-
-    def zone_of(self, name: str) -> str | None:
-        return names.zone_for(name, self.zones)
-
-    def add_endpoint(self, endpoint: Endpoint) -> None:
-        kind = _EXCLUSIVE if endpoint.rdtype == "CNAME" else _SHARED
-        ttl = self.settings.default_ttl if endpoint.ttl is None else endpoint.ttl
-        for text in endpoint.rdatas:
-            self.claims[endpoint.name].append(
-                _Claim(endpoint.rdtype, text, ttl, Provenance(endpoint.owner, endpoint.field), kind)
+def contributions(record: Record, zones: tuple[str, ...], settings: ZoneSettings) -> Contribution:
+    """The claims ``record`` makes when ``zones`` are served (see the module docstring)."""
+    if isinstance(record, Endpoint):
+        kind = _EXCLUSIVE if record.rdtype == "CNAME" else _SHARED
+        ttl = settings.default_ttl if record.ttl is None else record.ttl
+        provenance = Provenance(record.owner, record.field)
+        return Contribution(
+            tuple(
+                (record.name, Claim(record.rdtype, text, ttl, provenance, kind))
+                for text in record.rdatas
             )
-
-    def add_service(self, record: ServiceRecord) -> None:
-        owner = record.owner
-        ttl = self.settings.default_ttl if record.ttl is None else record.ttl
-        zone = self.zone_of(record.name) or record.zone
-        depth = record.name.count(".")
-        address = names.parse_ip(record.host) if record.host else None
-        below = names.ancestors(record.name, zone)
-
-        def claim(
-            name: str, rdtype: str, text: str, field: str, kind: str, *, via: str = ""
-        ) -> None:
-            provenance = Provenance(owner, field, via)
-            self.claims[name].append(
-                _Claim(rdtype, text, ttl, provenance, kind, depth, record.group)
-            )
-
-        target = names.strip_labels(record.name, record.target_strip, zone)
-        if address is not None:
-            rdtype = rdata.address_rdtype(address)
-            claim(record.name, rdtype, str(address), "spec.host", _SHARED)
-            for name in below:
-                claim(name, rdtype, str(address), "spec.host", _AGGREGATED, via=record.name)
-            if self.settings.reverse and record.reverse:
-                claim(names.reverse_name(address), "PTR", record.name, "spec.host", _SHARED)
-        elif record.host:
-            target = record.host
-            if record.port is None and not record.text and not record.mail:
-                claim(record.name, "CNAME", record.host, "spec.host", _EXCLUSIVE)
-
-        if record.port is not None:
-            srv = (record.priority, record.weight, record.port, target)
-            for name, via, kind in [(record.name, "", _SHARED)] + [
-                (name, record.name, _AGGREGATED) for name in below
-            ]:
-                self.claims[name].append(
-                    _Claim(
-                        "SRV",
-                        "",
-                        ttl,
-                        Provenance(owner, "spec.port", via),
-                        kind,
-                        depth,
-                        record.group,
-                        srv,
-                    )
-                )
-        if record.text:
-            claim(record.name, "TXT", rdata.txt_to_text(record.text), "spec.text", _SHARED)
-        if record.mail and record.host:
-            claim(
-                record.name, "MX", rdata.mx_to_text(record.priority, target), "spec.mail", _SHARED
-            )
-
-        for alias in record.aliases:
-            if self.zone_of(alias) is None:
-                self.conflicts.append(
-                    Conflict(alias, owner, None, "alias is outside every zone dockzone serves")
-                )
-                continue
-            if address is not None:
-                claim(
-                    alias, rdata.address_rdtype(address), str(address), "spec.aliases", _EXCLUSIVE
-                )
-            elif record.host:
-                claim(alias, "CNAME", record.host, "spec.aliases", _EXCLUSIVE)
-
-    def finish(self) -> BuildResult:
-        per_zone: dict[str, dict[str, list[_Claim]]] = {zone: {} for zone in self.zones}
-        for name in sorted(self.claims, key=rdata.name_key):
-            zone = self.zone_of(name)
-            if zone is None:
-                for claim in self.claims[name]:
-                    self._drop(name, claim.provenance.owner, None, "is outside every zone")
-                continue
-            kept = self._resolve(name, zone, self.claims[name])
-            if kept:
-                per_zone[zone][name] = kept
-        zones = {zone: self._zone(zone, per_zone[zone]) for zone in self.zones}
-        unique = sorted(set(self.conflicts), key=lambda c: (rdata.name_key(c.name), c.dropped))
-        return BuildResult(zones, tuple(unique))
-
-    def _drop(self, name: str, dropped: Owner, kept: Owner | None, reason: str) -> None:
-        self.conflicts.append(Conflict(name, dropped, kept, reason))
-
-    def _resolve(self, name: str, zone: str, claims: list[_Claim]) -> list[_Claim]:
-        if name in self.reserved:
-            for claim in claims:
-                self._drop(name, claim.provenance.owner, CONFIG_OWNER, "is the zone's nameserver")
-            return []
-        claims = _filter_groups(claims)
-        if name == zone:
-            for claim in [c for c in claims if c.rdtype == "CNAME"]:
-                self._drop(name, claim.provenance.owner, None, "CNAME is not allowed at the apex")
-            claims = [c for c in claims if c.rdtype != "CNAME"]
-        exclusive = [c for c in claims if c.kind == _EXCLUSIVE]
-        if not exclusive:
-            return claims
-        return self._settle(name, claims, exclusive)
-
-    def _settle(self, name: str, claims: list[_Claim], exclusive: list[_Claim]) -> list[_Claim]:
-        """Rule 2: one exclusive claim, or all the shared data, keeps the name."""
-        # One owner's exclusive claims (an A and an AAAA alias) form one candidate; owners
-        # claiming exactly the same data merge into one.
-        by_owner: dict[Owner, set[tuple[str, str]]] = defaultdict(set)
-        for claim in exclusive:
-            by_owner[claim.provenance.owner].add((claim.rdtype, claim.text))
-        candidates: dict[frozenset[tuple[str, str]], list[_Claim]] = defaultdict(list)
-        for claim in exclusive:
-            candidates[frozenset(by_owner[claim.provenance.owner])].append(claim)
-        shared = [c for c in claims if c.kind == _SHARED]
-        aggregated = [c for c in claims if c.kind == _AGGREGATED]
-        options: list[tuple[Owner, int, list[_Claim]]] = [
-            (min(c.provenance.owner for c in group), 1, group) for group in candidates.values()
-        ]
-        if shared:
-            options.append((min(c.provenance.owner for c in shared), 0, shared))
-        options.sort(key=lambda option: (option[0], option[1]))
-        winner, winner_rank, kept = options[0]
-        for _, rank, group in options[1:]:
-            what = "CNAME or alias" if rank else "records"
-            for owner in sorted({c.provenance.owner for c in group}):
-                self._drop(name, owner, winner, f"{what} claimed by another owner with other data")
-        if winner_rank == 0:
-            return kept + aggregated
-        for owner in sorted({c.provenance.owner for c in aggregated}):
-            self._drop(name, owner, winner, "aggregated records hidden by an exact name")
-        return kept
-
-    def _zone(self, zone: str, by_name: dict[str, list[_Claim]]) -> ZoneContent:
-        settings = self.settings
-        ns = nameserver_name(zone, settings)
-        ttl = settings.default_ttl
-        soa = Soa(
-            mname=ns,
-            rname=names.mailbox_name(settings.hostmaster, zone),
-            refresh=settings.refresh,
-            retry=settings.retry,
-            expire=settings.expire,
-            minimum=settings.negative_ttl,
-            ttl=ttl,
         )
-        config = Provenance(CONFIG_OWNER, "domain")
-        rrsets = [RRset(zone, "NS", ttl, (ns,))]
-        provenance: dict[RRKey, tuple[Provenance, ...]] = {(zone, "NS", ns): (config,)}
-        if names.is_subdomain(ns, zone):
-            glue = names.parse_ip(settings.ns_address)
-            if glue is not None:
-                rdtype = rdata.address_rdtype(glue)
-                rrsets.append(RRset(ns, rdtype, ttl, (str(glue),)))
-                provenance[(ns, rdtype, str(glue))] = (Provenance(CONFIG_OWNER, "ns_address"),)
-        for name, claims in by_name.items():
-            for rrset, sources in _rrsets(name, claims):
-                rrsets.append(rrset)
-                provenance.update(sources)
-        rrsets.sort(key=lambda r: (rdata.name_key(r.name), rdata.type_key(r.rdtype)))
-        return ZoneContent(zone, soa, tuple(rrsets), provenance)
+    return _service(record, zones, settings)
 
 
-def _filter_groups(claims: list[_Claim]) -> list[_Claim]:
+def _service(record: ServiceRecord, zones: tuple[str, ...], settings: ZoneSettings) -> Contribution:
+    owner = record.owner
+    ttl = settings.default_ttl if record.ttl is None else record.ttl
+    zone = names.zone_for(record.name, zones) or record.zone
+    depth = record.name.count(".")
+    address = names.parse_ip(record.host) if record.host else None
+    below = names.ancestors(record.name, zone)
+    claims: list[tuple[str, Claim]] = []
+    conflicts: list[Conflict] = []
+
+    def claim(name: str, rdtype: str, text: str, field: str, kind: str, *, via: str = "") -> None:
+        provenance = Provenance(owner, field, via)
+        claims.append((name, Claim(rdtype, text, ttl, provenance, kind, depth, record.group)))
+
+    target = names.strip_labels(record.name, record.target_strip, zone)
+    if address is not None:
+        rdtype = rdata.address_rdtype(address)
+        claim(record.name, rdtype, str(address), "spec.host", _SHARED)
+        for name in below:
+            claim(name, rdtype, str(address), "spec.host", _AGGREGATED, via=record.name)
+        if settings.reverse and record.reverse:
+            claim(names.reverse_name(address), "PTR", record.name, "spec.host", _SHARED)
+    elif record.host:
+        target = record.host
+        if record.port is None and not record.text and not record.mail:
+            claim(record.name, "CNAME", record.host, "spec.host", _EXCLUSIVE)
+
+    if record.port is not None:
+        srv = (record.priority, record.weight, record.port, target)
+        for name, via, kind in [(record.name, "", _SHARED)] + [
+            (name, record.name, _AGGREGATED) for name in below
+        ]:
+            provenance = Provenance(owner, "spec.port", via)
+            claims.append((name, Claim("SRV", "", ttl, provenance, kind, depth, record.group, srv)))
+    if record.text:
+        claim(record.name, "TXT", rdata.txt_to_text(record.text), "spec.text", _SHARED)
+    if record.mail and record.host:
+        claim(record.name, "MX", rdata.mx_to_text(record.priority, target), "spec.mail", _SHARED)
+
+    for alias in record.aliases:
+        if names.zone_for(alias, zones) is None:
+            conflicts.append(
+                Conflict(alias, owner, None, "alias is outside every zone dockzone serves")
+            )
+            continue
+        if address is not None:
+            claim(alias, rdata.address_rdtype(address), str(address), "spec.aliases", _EXCLUSIVE)
+        elif record.host:
+            claim(alias, "CNAME", record.host, "spec.aliases", _EXCLUSIVE)
+    return Contribution(tuple(claims), tuple(conflicts))
+
+
+def zone_frame(zone: str, settings: ZoneSettings) -> tuple[Soa, dict[str, Resolved]]:
+    """A zone's SOA fields, and what the configuration puts at names of its own: the NS
+    RRset at the apex and the nameserver's address (glue) when it lies inside the zone."""
+    ns = nameserver_name(zone, settings)
+    ttl = settings.default_ttl
+    soa = Soa(
+        mname=ns,
+        rname=names.mailbox_name(settings.hostmaster, zone),
+        refresh=settings.refresh,
+        retry=settings.retry,
+        expire=settings.expire,
+        minimum=settings.negative_ttl,
+        ttl=ttl,
+    )
+    config = Provenance(CONFIG_OWNER, "domain")
+    frame = {zone: Resolved((RRset(zone, "NS", ttl, (ns,)),), {(zone, "NS", ns): (config,)}, ())}
+    if names.is_subdomain(ns, zone):
+        glue = names.parse_ip(settings.ns_address)
+        if glue is not None:
+            rdtype = rdata.address_rdtype(glue)
+            provenance: dict[RRKey, tuple[Provenance, ...]] = {
+                (ns, rdtype, str(glue)): (Provenance(CONFIG_OWNER, "ns_address"),)
+            }
+            frame[ns] = Resolved((RRset(ns, rdtype, ttl, (str(glue),)),), provenance, ())
+    return soa, frame
+
+
+def resolve_name(
+    name: str, zone: str | None, claims: Iterable[Claim], reserved: bool, frame: Resolved | None
+) -> Resolved:
+    """What the ``claims`` at ``name`` (in ``zone``; None: outside every zone) resolve to.
+    ``reserved``: the name is a zone's nameserver; ``frame``: what the configuration puts
+    there (SOA and NS aside)."""
+    dropped: list[Conflict] = []
+    ordered = sorted(claims, key=_claim_order)
+    if zone is None:
+        for claim in ordered:
+            dropped.append(Conflict(name, claim.provenance.owner, None, "is outside every zone"))
+        return Resolved((), {}, _unique(dropped))
+    kept = _resolve(name, zone, ordered, reserved, dropped)
+    rrsets: list[RRset] = list(frame.rrsets) if frame else []
+    provenance: dict[RRKey, tuple[Provenance, ...]] = dict(frame.provenance) if frame else {}
+    for rrset, sources in _rrsets(name, kept):
+        rrsets.append(rrset)
+        provenance.update(sources)
+    rrsets.sort(key=lambda r: rdata.type_key(r.rdtype))
+    return Resolved(tuple(rrsets), provenance, _unique(dropped))
+
+
+def _claim_order(claim: Claim) -> tuple[Owner, str, str, str, str]:
+    p = claim.provenance
+    return (p.owner, p.field, p.via, claim.rdtype, claim.text)
+
+
+def _unique(conflicts: list[Conflict]) -> tuple[Conflict, ...]:
+    return tuple(sorted(set(conflicts), key=lambda c: (c.dropped, c.reason, str(c.kept))))
+
+
+def _resolve(
+    name: str, zone: str, claims: list[Claim], reserved: bool, dropped: list[Conflict]
+) -> list[Claim]:
+    if reserved:
+        for claim in claims:
+            dropped.append(
+                Conflict(name, claim.provenance.owner, CONFIG_OWNER, "is the zone's nameserver")
+            )
+        return []
+    claims = _filter_groups(claims)
+    if name == zone:
+        for claim in [c for c in claims if c.rdtype == "CNAME"]:
+            dropped.append(
+                Conflict(name, claim.provenance.owner, None, "CNAME is not allowed at the apex")
+            )
+        claims = [c for c in claims if c.rdtype != "CNAME"]
+    exclusive = [c for c in claims if c.kind == _EXCLUSIVE]
+    if not exclusive:
+        return claims
+    return _settle(name, claims, exclusive, dropped)
+
+
+def _settle(
+    name: str, claims: list[Claim], exclusive: list[Claim], dropped: list[Conflict]
+) -> list[Claim]:
+    """Rule 2: one exclusive claim, or all the shared data, keeps the name."""
+    # One owner's exclusive claims (an A and an AAAA alias) form one candidate; owners
+    # claiming exactly the same data merge into one.
+    by_owner: dict[Owner, set[tuple[str, str]]] = defaultdict(set)
+    for claim in exclusive:
+        by_owner[claim.provenance.owner].add((claim.rdtype, claim.text))
+    candidates: dict[frozenset[tuple[str, str]], list[Claim]] = defaultdict(list)
+    for claim in exclusive:
+        candidates[frozenset(by_owner[claim.provenance.owner])].append(claim)
+    shared = [c for c in claims if c.kind == _SHARED]
+    aggregated = [c for c in claims if c.kind == _AGGREGATED]
+    options: list[tuple[Owner, int, list[Claim]]] = [
+        (min(c.provenance.owner for c in group), 1, group) for group in candidates.values()
+    ]
+    if shared:
+        options.append((min(c.provenance.owner for c in shared), 0, shared))
+    options.sort(key=lambda option: (option[0], option[1]))
+    winner, winner_rank, kept = options[0]
+    for _, rank, group in options[1:]:
+        what = "CNAME or alias" if rank else "records"
+        for owner in sorted({c.provenance.owner for c in group}):
+            dropped.append(
+                Conflict(name, owner, winner, f"{what} claimed by another owner with other data")
+            )
+    if winner_rank == 0:
+        return kept + aggregated
+    for owner in sorted({c.provenance.owner for c in aggregated}):
+        dropped.append(Conflict(name, owner, winner, "aggregated records hidden by an exact name"))
+    return kept
+
+
+def _filter_groups(claims: list[Claim]) -> list[Claim]:
     """Rule 1, SkyDNS's group selection, over the services seen at one name."""
     group, shallowest = "", None
     for claim in claims:
@@ -319,9 +327,9 @@ def _filter_groups(claims: list[_Claim]) -> list[_Claim]:
 
 
 def _rrsets(
-    name: str, claims: list[_Claim]
+    name: str, claims: list[Claim]
 ) -> Iterable[tuple[RRset, dict[RRKey, tuple[Provenance, ...]]]]:
-    by_type: dict[str, list[_Claim]] = defaultdict(list)
+    by_type: dict[str, list[Claim]] = defaultdict(list)
     for claim in claims:
         by_type[claim.rdtype].append(claim)
     for rdtype, claimed in by_type.items():
@@ -341,10 +349,10 @@ def _sorted(provenances: set[Provenance]) -> tuple[Provenance, ...]:
     return tuple(sorted(provenances, key=lambda p: (p.owner, p.field, p.via)))
 
 
-def _normalise_weights(claims: list[_Claim]) -> list[_Claim]:
+def _normalise_weights(claims: list[Claim]) -> list[Claim]:
     """Rule 3. Identical SRV data from several owners counts once, as it is served once.
     SRV records given explicitly (DNSEndpoint) keep their weights and do not count."""
-    distinct: dict[tuple[int, int, int, str], list[_Claim]] = defaultdict(list)
+    distinct: dict[tuple[int, int, int, str], list[Claim]] = defaultdict(list)
     result = []
     for claim in claims:
         if claim.srv is None:
@@ -358,6 +366,6 @@ def _normalise_weights(claims: list[_Claim]) -> list[_Claim]:
         share = (weight or 100) * 100 // totals[priority]
         text = rdata.srv_to_text(priority, share, port, target)
         result.extend(
-            _Claim("SRV", text, c.ttl, c.provenance, c.kind, c.depth, c.group, c.srv) for c in group
+            Claim("SRV", text, c.ttl, c.provenance, c.kind, c.depth, c.group, c.srv) for c in group
         )
     return result

@@ -13,9 +13,9 @@ import pytest
 from reconciler import skydns
 from reconciler.config import resolve
 from reconciler.core import ownership
+from reconciler.core.index import build
 from reconciler.core.model import Owner, ServiceRecord, ZoneSettings
 from reconciler.core.plan import Changes
-from reconciler.core.zonebuild import build
 from reconciler.errors import ConfigError
 from reconciler.etcdclient import EtcdClient, EtcdOptions, prefix_end
 from reconciler.sinks.etcd import EtcdSink, EtcdSinkConfig

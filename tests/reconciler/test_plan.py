@@ -5,8 +5,8 @@ from __future__ import annotations
 import yaml
 
 from reconciler.core import plan
+from reconciler.core.index import build
 from reconciler.core.model import ZoneSet, ZoneSettings
-from reconciler.core.zonebuild import build
 from reconciler.definitions import NameDefaults, parse_definitions
 from tests.helpers import service
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
+from reconciler.core.index import BuildResult, build
 from reconciler.core.model import ZoneSettings
-from reconciler.core.zonebuild import BuildResult, build
 from reconciler.definitions import NameDefaults, parse_definitions
 from tests.helpers import service
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from reconciler.core import plan
+from reconciler.core.index import build
 from reconciler.core.model import ZoneSet, ZoneSettings
-from reconciler.core.zonebuild import build
 from reconciler.definitions import NameDefaults, load_definitions, parse_definitions
 from reconciler.sinks.zonefiles import ZoneFileSink, load_zone_files, parse_zone_text
 from tests.helpers import named_checkzone, service
