@@ -21,8 +21,8 @@ from reconciler import __version__, daemon, logs
 from reconciler.atomicio import write_if_changed
 from reconciler.config import OPTIONS, Settings, listen_addresses, resolve
 from reconciler.core import names, plan
+from reconciler.core.index import BuildResult, build
 from reconciler.core.model import ZoneContent
-from reconciler.core.zonebuild import BuildResult, build
 from reconciler.definitions import Definitions, load_definitions, parse_definitions
 from reconciler.errors import ConfigError, DefinitionError
 from reconciler.render import render_corefile
