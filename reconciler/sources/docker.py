@@ -1,15 +1,27 @@
 """Running Docker containers as records, with dnsdock's, registrator's and discover's rules.
 
-Each pass lists the running containers (one API call) and turns them into ServiceRecords;
-a container's environment and image reference come from one ``inspect``, cached by
-container id, so a pass over unchanged containers costs no inspect calls. The event stream
-(start, die, stop, rename, network connect/disconnect, destroy, health changes) only wakes
-the loop. It is opened with ``since`` set to the time just before the first list, so
-nothing that happens between the list and the subscription is missed.
+Each container is one group of records (keyed by container id). The first load lists the
+running containers (one API call) and inspects each once (its environment and image
+reference are only in ``inspect``; cached by id). After that the event stream does the work,
+as dnsdock does: an event about one container (start, unpause, health_status, rename,
+network connect/disconnect) costs one ``inspect`` of that container in the events thread,
+and die, stop, ``kill -9``, destroy and pause drop its group without any call. The events
+thread queues these updates and wakes the loop at once; ``load()`` drains the queue and
+returns only the groups that changed, so a container start costs one inspect and no list,
+however many containers run.
 
-When the daemon cannot be reached, ``load()`` returns the last good records marked stale;
-the watcher reconnects with backoff and wakes the loop once it is back. Used by the
-daemon (``dockzone run``) when a Docker endpoint is configured or found.
+The full list stays for the first load, for ``load(full=True)`` (the periodic resync) and
+after the event stream broke: the stream is reopened with ``since`` set just before the last
+event seen, and the next load lists everything afresh, so nothing is missed.
+
+Health couples containers: an unhealthy container is not published unless every container
+of its name is unhealthy ("health never empties a name"). A name -> container ids index
+lets a change recompute only the containers sharing the changed container's names.
+
+When the daemon cannot be reached, ``load()`` reports the problem and changes nothing (the
+last good records stay, ``stale``); the watcher reconnects with backoff and wakes the loop
+once it is back. Used by the daemon (``dockzone run``) when a Docker endpoint is configured
+or found.
 
 Naming (DESIGN.md, dnsdock): ``<container>.<image>.<environment>.<domain>``.
 
@@ -43,7 +55,7 @@ import ipaddress
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +65,7 @@ import docker.tls
 import requests.exceptions
 
 from reconciler.core import names
-from reconciler.core.model import Owner, ServiceRecord
+from reconciler.core.model import Owner, Record, ServiceRecord
 from reconciler.core.triggers import Wakeup
 from reconciler.definitions import NameDefaults
 from reconciler.sources import Snapshot
@@ -61,23 +73,14 @@ from reconciler.sources import Snapshot
 log = logging.getLogger(__name__)
 
 HEALTH_POLICIES = ("healthy", "starting", "ignore")
-EVENT_ACTIONS = frozenset(
-    {
-        "start",
-        "die",
-        "stop",
-        "kill",
-        "pause",
-        "unpause",
-        "rename",
-        "destroy",
-        "connect",
-        "disconnect",
-        "health_status",
-        "update",
-        "restart",
-    }
-)
+INSPECT_ACTIONS = frozenset({"start", "unpause", "restart"})
+"""Container events after which the container runs (again): inspect it."""
+REFRESH_ACTIONS = frozenset({"health_status", "rename", "update", "connect", "disconnect"})
+"""Events that may change what a running container publishes: inspect it if it runs."""
+DROP_ACTIONS = frozenset({"die", "stop", "destroy", "pause"})
+"""Events after which a container publishes nothing (no call needed). ``kill`` only with
+SIGKILL: another signal (``docker kill -s HUP``) leaves the container running."""
+_SIGKILL = frozenset({"9", "KILL", "SIGKILL"})
 _DOCKER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 
 
@@ -148,7 +151,12 @@ def image_label(reference: str) -> str:
 
 
 def health_of(summary: Mapping[str, Any]) -> str:
-    """``healthy``, ``unhealthy``, ``starting`` or ``none`` (no health check)."""
+    """``healthy``, ``unhealthy``, ``starting`` or ``none`` (no health check), from a list
+    summary (its ``Status`` text) or from inspect data (``State.Health.Status``)."""
+    state = summary.get("State")
+    if isinstance(state, Mapping):
+        status = str((state.get("Health") or {}).get("Status") or "none")
+        return status if status in ("healthy", "unhealthy", "starting") else "none"
     status = str(summary.get("Status") or "")
     if "(healthy)" in status:
         return "healthy"
@@ -157,6 +165,88 @@ def health_of(summary: Mapping[str, Any]) -> str:
     if "(health: starting)" in status:
         return "starting"
     return "none"
+
+
+def is_running(inspect: Mapping[str, Any]) -> bool:
+    """Whether inspect data shows a running container (not paused, not restarting): the
+    containers the list call with ``status=running`` returns."""
+    state = inspect.get("State") or {}
+    status = state.get("Status")
+    if status is not None:
+        return bool(status == "running")
+    return bool(state.get("Running") and not state.get("Paused") and not state.get("Restarting"))
+
+
+def trim_inspect(inspect: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of an inspect result the records are made of (what is cached)."""
+    config = inspect.get("Config") or {}
+    state = inspect.get("State") or {}
+    settings = inspect.get("NetworkSettings") or {}
+    health = state.get("Health")
+    return {
+        "Id": inspect.get("Id", ""),
+        "Name": inspect.get("Name", ""),
+        "State": {
+            "Status": state.get("Status"),
+            "Running": state.get("Running"),
+            "Paused": state.get("Paused"),
+            "Restarting": state.get("Restarting"),
+            **({"Health": {"Status": health.get("Status")}} if health else {}),
+        },
+        "Config": {
+            "Env": config.get("Env") or [],
+            "Image": config.get("Image") or "",
+            "Labels": config.get("Labels") or {},
+        },
+        "HostConfig": {"NetworkMode": (inspect.get("HostConfig") or {}).get("NetworkMode")},
+        "NetworkSettings": {
+            "Networks": settings.get("Networks") or {},
+            "Ports": settings.get("Ports") or {},
+        },
+    }
+
+
+def summary_from_inspect(inspect: Mapping[str, Any]) -> dict[str, Any]:
+    """What the list call says about a container, made from its inspect result: the same
+    keys (``Names``, ``Labels``, ``Ports`` as a list, ``HostConfig.NetworkMode``,
+    ``NetworkSettings.Networks``), with ``State`` as inspect has it (for ``health_of``)."""
+    config = inspect.get("Config") or {}
+    settings = inspect.get("NetworkSettings") or {}
+    name = str(inspect.get("Name") or "")
+    ports: list[dict[str, Any]] = []
+    for key, bindings in sorted((settings.get("Ports") or {}).items()):
+        port_text, _, protocol = str(key).partition("/")
+        if not port_text.isdigit():
+            continue
+        private = {"PrivatePort": int(port_text), "Type": protocol or "tcp"}
+        if not bindings:
+            ports.append(private)
+        for binding in bindings or ():
+            host_port = str(binding.get("HostPort") or "")
+            ports.append(
+                {
+                    **private,
+                    "IP": binding.get("HostIp") or "",
+                    **({"PublicPort": int(host_port)} if host_port.isdigit() else {}),
+                }
+            )
+    return {
+        "Id": inspect.get("Id", ""),
+        "Names": ["/" + name.lstrip("/")] if name else [],
+        "Image": config.get("Image") or "",
+        "Labels": config.get("Labels") or {},
+        "State": inspect.get("State") or {},
+        "Ports": ports,
+        "HostConfig": {"NetworkMode": (inspect.get("HostConfig") or {}).get("NetworkMode")},
+        "NetworkSettings": {"Networks": settings.get("Networks") or {}},
+    }
+
+
+def _container_name(summary: Mapping[str, Any], cid: str) -> str:
+    """The container's own name: the list gives legacy link names (``/app/db``) too."""
+    found = [str(n) for n in summary.get("Names") or ()]
+    own = [n for n in found if n.count("/") <= 1]
+    return (own or found or ["/" + cid])[0].lstrip("/")
 
 
 def addresses(
@@ -202,7 +292,7 @@ def subnets(summary: Mapping[str, Any], options: DockerOptions) -> set[str]:
 
 
 def container_records(
-    summary: Mapping[str, Any],
+    summary: Mapping[str, Any] | None,
     inspect: Mapping[str, Any],
     options: DockerOptions,
     defaults: NameDefaults,
@@ -210,10 +300,13 @@ def container_records(
     """The records one running container publishes, and problems to report.
 
     Pure: ``summary`` is the container's entry in the list call, ``inspect`` its inspect
-    result (only ``Config.Env`` and ``Config.Image`` are read from it).
+    result (only ``Config.Env`` and ``Config.Image`` are read from it when there is a
+    summary). Without a summary (after an event), everything comes from ``inspect``.
     """
+    if summary is None:
+        summary = summary_from_inspect(inspect)
     cid = str(summary.get("Id", ""))[:12]
-    raw_name = str((summary.get("Names") or ["/" + cid])[0]).lstrip("/")
+    raw_name = _container_name(summary, cid)
     values = _settings(summary, inspect)
     who = f"container {raw_name} ({cid})"
     if _first(values, "com.dnsdock.ignore", "DNSDOCK_IGNORE", "SERVICE_IGNORE") is not None:
@@ -383,8 +476,55 @@ def _discover(
     return records
 
 
+def event_target(event: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """What an event from the stream means for one container: (container id, action, what
+    to do: ``inspect``, ``refresh`` (inspect if it runs) or ``drop``); None for events that
+    change no record (create, exec_*, attach, network create...)."""
+    action = str(event.get("Action") or event.get("status") or "").split(":", 1)[0].strip()
+    actor = event.get("Actor") or {}
+    attributes = actor.get("Attributes") or {}
+    if event.get("Type", "container") == "network":
+        container = str(attributes.get("container") or "")
+        if action in ("connect", "disconnect") and container:
+            return container, action, "refresh"
+        return None
+    if event.get("Type", "container") != "container":
+        return None
+    container = str(actor.get("ID") or event.get("id") or "")
+    if not container:
+        return None
+    if action in INSPECT_ACTIONS:
+        return container, action, "inspect"
+    if action in REFRESH_ACTIONS:
+        return container, action, "refresh"
+    if action in DROP_ACTIONS or (
+        action == "kill" and str(attributes.get("signal", "")).upper() in _SIGKILL
+    ):
+        return container, action, "drop"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Container:
+    """One running container: its records before the health policy, its problems, the
+    subnets of its published addresses, whether its health lets it publish on its own."""
+
+    records: tuple[ServiceRecord, ...]
+    problems: tuple[str, ...]
+    subnets: frozenset[str]
+    healthy: bool
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(record.name for record in self.records)
+
+
+Update = Mapping[str, Any] | None
+"""A queued change of one container: its (trimmed) inspect data, None when it is gone."""
+
+
 class DockerSource:
-    """The containers of one Docker daemon."""
+    """The containers of one Docker daemon, one group per container id."""
 
     name = "docker"
 
@@ -397,73 +537,219 @@ class DockerSource:
         self.options = options
         self.defaults = defaults
         self.client_factory = client_factory
-        self._client: Any = None  # a docker.APIClient once connected
+        self._client: Any = None  # a docker.APIClient once connected (used by load())
         self._inspected: dict[str, Mapping[str, Any]] = {}
-        self._last: Snapshot = Snapshot()
+        self._containers: dict[str, _Container] = {}
+        self._by_name: dict[str, set[str]] = {}
+        """Record name -> ids of the running containers with a record there."""
+        self._healthy: dict[str, int] = {}
+        """Record name -> how many of those containers may publish on their own."""
+        self._groups: dict[str, tuple[Record, ...]] = {}
+        """What the source reported last, by container id (no empty groups)."""
+        self._problems: tuple[str, ...] | None = ()
+        self._networks: tuple[str, ...] = ()
+        self._networks_dirty = False
         self._since: float | None = None
+        # Shared with the events thread, under _lock:
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[int, Update]] = {}
+        self._sequence = 0
+        self._full = True  # the next load lists everything (first load, stream broke)
+        self._running: set[str] = set()  # ids the events thread treats as running
+        self._stream: Any = None
         self.inspect_calls = 0
+        self.list_calls = 0
 
     def _api(self) -> Any:
         if self._client is None:
             self._client = self.client_factory(self.options)
         return self._client
 
-    def load(self) -> Snapshot:
-        """The records of the running containers; the last good ones (stale) when the
-        daemon cannot be reached."""
+    # -- load ---------------------------------------------------------------------------
+
+    def load(self, full: bool = False) -> Snapshot:
+        """The containers' groups: all of them on the first load, with ``full`` and after
+        the event stream broke (a list call); otherwise the groups the events changed since
+        the previous load (no call). When the daemon cannot be reached: nothing changes,
+        the last good records stay (``stale``)."""
+        with self._lock:
+            if full or self._full:
+                self._full = False
+                mark = self._sequence
+                listing = True
+            else:
+                updates = {cid: data for cid, (_, data) in self._pending.items()}
+                self._pending = {}
+                listing = False
+        if listing:
+            return self._load_all(mark)
+        changed = self._apply(updates)
+        return Snapshot(changed, False, self._current_problems(), networks=self._new_networks())
+
+    def _load_all(self, mark: int) -> Snapshot:
         started = time.time()
         try:
             api = self._api()
             listed = api.containers(filters={"status": "running"})
-            current = {c["Id"] for c in listed}
-            for summary in listed:
-                if summary["Id"] not in self._inspected:
-                    self._inspected[summary["Id"]] = api.inspect_container(summary["Id"])
+            self.list_calls += 1
+            current = {summary["Id"]: summary for summary in listed}
+            for cid in list(current):
+                if cid not in self._inspected:
                     self.inspect_calls += 1
+                    try:
+                        self._inspected[cid] = trim_inspect(api.inspect_container(cid))
+                    except docker.errors.NotFound:  # removed since the list
+                        del current[cid]
         except _DOCKER_ERRORS as exc:
             self._client = None
+            with self._lock:
+                self._full = True
+            if self._since is None:  # let the watcher connect and wake the loop when it can
+                self._since = started
             problem = f"docker at {self.options.url}: {exc}; serving the last known containers"
-            self._last = Snapshot(self._last.records, (problem,), stale=True)
-            return self._last
-        if self._since is None:
-            self._since = started
-        for gone in set(self._inspected) - current:
+            return Snapshot({}, False, (problem, *self._current_problems()), stale=True)
+        for gone in set(self._inspected) - set(current):
             del self._inspected[gone]
-        self._last = self._records(listed)
-        return self._last
+        self._containers = {
+            cid: self._container(current[cid], self._inspected[cid]) for cid in sorted(current)
+        }
+        self._by_name, self._healthy = {}, {}
+        for cid, container in self._containers.items():
+            self._index(cid, container, +1)
+        self._groups = {}
+        self._problems = None
+        self._networks_dirty = True
+        self._regroup(self._containers)
+        with self._lock:  # changes seen after the list started go on top of it
+            later = {cid: data for cid, (seq, data) in self._pending.items() if seq > mark}
+            self._pending = {}
+            self._apply(later)
+            self._running = set(self._containers)
+        if self._since is None:  # now the watcher may subscribe (events from before the
+            self._since = started  # list are replayed, with the running set in place)
+        self._new_networks()
+        return Snapshot(dict(self._groups), True, self._current_problems(), networks=self._networks)
 
-    def _records(self, listed: list[Mapping[str, Any]]) -> Snapshot:
-        records: list[ServiceRecord] = []
-        problems: list[str] = []
-        networks: set[str] = set()
-        unhealthy: dict[str, list[ServiceRecord]] = {}
-        for summary in sorted(listed, key=lambda c: str(c.get("Id"))):
-            found, issues = container_records(
-                summary, self._inspected[summary["Id"]], self.options, self.defaults
-            )
-            problems.extend(issues)
-            networks.update(subnets(summary, self.options))
-            health = health_of(summary)
-            if self._published(health):
-                records.extend(found)
+    def _container(
+        self, summary: Mapping[str, Any] | None, inspect: Mapping[str, Any]
+    ) -> _Container:
+        found, problems = container_records(summary, inspect, self.options, self.defaults)
+        shape = summary if summary is not None else summary_from_inspect(inspect)
+        return _Container(
+            tuple(found),
+            tuple(problems),
+            frozenset(subnets(shape, self.options)),
+            self._published(health_of(shape)),
+        )
+
+    def _index(self, cid: str, container: _Container, sign: int) -> None:
+        for name in container.names:
+            if sign > 0:
+                self._by_name.setdefault(name, set()).add(cid)
+                if container.healthy:
+                    self._healthy[name] = self._healthy.get(name, 0) + 1
+                continue
+            members = self._by_name.get(name)
+            if members is not None:
+                members.discard(cid)
+                if not members:
+                    del self._by_name[name]
+            if container.healthy:
+                left = self._healthy.get(name, 0) - 1
+                if left > 0:
+                    self._healthy[name] = left
+                else:
+                    self._healthy.pop(name, None)
+
+    def _apply(self, updates: Mapping[str, Update]) -> dict[str, tuple[Record, ...]]:
+        """Apply per-container updates; the groups that changed (empty: gone)."""
+        if not updates:
+            return {}
+        touched: set[str] = set()
+        names: set[str] = set()
+        for cid, data in updates.items():
+            old = self._containers.pop(cid, None)
+            if old is not None:
+                self._index(cid, old, -1)
+                names |= old.names
+            if data is not None and is_running(data):
+                self._inspected[cid] = data
+                new = self._container(None, data)
+                self._containers[cid] = new
+                self._index(cid, new, +1)
+                names |= new.names
             else:
-                for record in found:
-                    unhealthy.setdefault(record.name, []).append(record)
-        # Health never empties a name: when every member of a name is unhealthy, they stay.
-        published = {record.name for record in records}
-        for name, members in unhealthy.items():
-            if name not in published:
-                records.extend(members)
-                problems.append(f"{name} has no healthy container; keeping the unhealthy ones")
-        return Snapshot(tuple(records), tuple(problems), networks=tuple(sorted(networks)))
+                self._inspected.pop(cid, None)
+            touched.add(cid)
+        self._problems = None  # both are cheap to recompute from what is held
+        self._networks_dirty = True
+        # Health couples the containers of a name: recompute those that depend on others.
+        for name in names:
+            for other in self._by_name.get(name, ()):
+                if not self._containers[other].healthy:
+                    touched.add(other)
+        return self._regroup(touched)
+
+    def _regroup(self, ids: Iterable[str]) -> dict[str, tuple[Record, ...]]:
+        changed: dict[str, tuple[Record, ...]] = {}
+        for cid in ids:
+            group = self._group(cid)
+            if group == self._groups.get(cid, ()):
+                continue
+            changed[cid] = group
+            if group:
+                self._groups[cid] = group
+            else:
+                del self._groups[cid]
+        return changed
+
+    def _group(self, cid: str) -> tuple[Record, ...]:
+        """What container ``cid`` publishes: its records if its health allows; an unhealthy
+        container only at names where no container is healthy (health never empties a name)."""
+        container = self._containers.get(cid)
+        if container is None:
+            return ()
+        if container.healthy:
+            return container.records
+        return tuple(r for r in container.records if r.name not in self._healthy)
+
+    def _current_problems(self) -> tuple[str, ...]:
+        if self._problems is None:
+            problems = [
+                p for cid in sorted(self._containers) for p in self._containers[cid].problems
+            ]
+            problems.extend(
+                f"{name} has no healthy container; keeping the unhealthy ones"
+                for name in sorted(self._by_name)
+                if name not in self._healthy
+            )
+            self._problems = tuple(problems)
+        return self._problems
+
+    def _new_networks(self) -> tuple[str, ...] | None:
+        """The subnets of the containers' networks when they changed since last reported."""
+        if not self._networks_dirty:
+            return None
+        self._networks_dirty = False
+        found: set[str] = set()
+        for container in self._containers.values():
+            found |= container.subnets
+        networks = tuple(sorted(found))
+        if networks == self._networks:
+            return None
+        self._networks = networks
+        return networks
 
     def _published(self, health: str) -> bool:
         if self.options.health == "ignore" or health in ("none", "healthy"):
             return True
         return self.options.health == "starting" and health == "starting"
 
+    # -- events -------------------------------------------------------------------------
+
     async def watch(self, wakeup: Wakeup, stop: asyncio.Event) -> None:
-        """Wake the loop on container and network events, reconnecting with backoff."""
+        """Follow the event stream in a thread: queue each container's change (one inspect
+        at most) and wake the loop; reconnect with backoff."""
         loop = asyncio.get_running_loop()
         done = threading.Event()
         thread = threading.Thread(
@@ -474,10 +760,10 @@ class DockerSource:
             await stop.wait()
         finally:
             done.set()
-            client = self._client
-            if client is not None:
-                with contextlib.suppress(*_DOCKER_ERRORS):
-                    client.close()  # unblocks the events stream
+            stream = self._stream
+            if stream is not None:
+                with contextlib.suppress(*_DOCKER_ERRORS, AttributeError):
+                    stream.close()  # unblocks the events thread
 
     def _follow(
         self, wakeup: Wakeup, loop: asyncio.AbstractEventLoop, done: threading.Event
@@ -488,28 +774,71 @@ class DockerSource:
             if since is None:  # the first list has not happened yet: it will set it
                 done.wait(0.05)
                 continue
+            client = None
             try:
                 client = self.client_factory(self.options)
                 stream = client.events(
                     since=int(since) - 1, decode=True, filters={"type": ["container", "network"]}
                 )
-                if delay > 0.5:
+                self._stream = stream
+                with self._lock:
+                    relist = self._full
+                if relist:  # back after a break (or before the first good list)
                     wakeup.set_threadsafe(loop, "docker reconnected")
                 delay = 0.5
                 for event in stream:
                     if done.is_set():
                         break
                     self._since = time.time()
-                    action = str(event.get("Action") or event.get("status") or "").split(":")[0]
-                    if action in EVENT_ACTIONS:
-                        wakeup.set_threadsafe(loop, f"docker {action}")
+                    reason = self.handle(client, event)
+                    if reason is not None:
+                        wakeup.set_threadsafe(loop, reason)
                 stream.close()
             except _DOCKER_ERRORS as exc:
                 if done.is_set():
                     return
                 log.debug("docker events: %s; retrying in %.1fs", exc, delay)
+            finally:
+                if client is not None:
+                    with contextlib.suppress(*_DOCKER_ERRORS):
+                        client.close()
+            if done.is_set():
+                return
             self._since = time.time()
-            if not done.is_set():
-                wakeup.set_threadsafe(loop, "docker events interrupted")
+            with self._lock:
+                self._full = True  # events may be lost: the next load lists everything
+            wakeup.set_threadsafe(loop, "docker events interrupted")
             done.wait(delay)
             delay = min(delay * 2, 10.0)
+
+    def handle(self, client: Any, event: Mapping[str, Any]) -> str | None:
+        """One event from the stream (called by the events thread): inspect its container
+        with ``client`` if needed and queue the change for the next load. Returns the reason
+        to wake the loop, None when the event changes nothing."""
+        target = event_target(event)
+        if target is None:
+            return None
+        cid, action, what = target
+        with self._lock:
+            known = cid in self._running
+        if what == "refresh" and not known:
+            return None  # not running (a network connect before start, a rename when stopped)
+        data: Update = None
+        if what != "drop":
+            try:
+                inspected = client.inspect_container(cid)
+            except docker.errors.NotFound:
+                inspected = None
+            finally:
+                with self._lock:
+                    self.inspect_calls += 1
+            if inspected is not None and is_running(inspected):
+                data = trim_inspect(inspected)
+        with self._lock:
+            self._sequence += 1
+            self._pending[cid] = (self._sequence, data)
+            if data is None:
+                self._running.discard(cid)
+            else:
+                self._running.add(cid)
+        return f"docker {action}"
