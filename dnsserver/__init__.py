@@ -2,6 +2,7 @@
 
 store = ZoneStore()
 ZoneDirectory("zones", store).rescan()          # or store.replace({origin: Zone, ...})
+store.patch({origin: {(name, "A"): rrset_from_text(origin, name, "A", 30, ["10.0.0.1"])}})
 service = DNSService(store, listen=[("127.0.0.1", 0)], forwarder=None)
 service.start(); print(service.addresses); ...; service.stop()
 """
@@ -13,7 +14,7 @@ from dnsserver.errors import DnsServerError, MessageError, ZoneError, ZoneLoadEr
 from dnsserver.forward import Forwarder, parse_hostport, read_resolv_conf
 from dnsserver.server import DNSService
 from dnsserver.stats import DNSStats
-from dnsserver.zone import RRset, Zone, ZoneBuilder
+from dnsserver.zone import PatchKey, RRset, Zone, ZoneBuilder, rrset_from_text
 from dnsserver.zonedir import Rescan, ZoneDirectory
 from dnsserver.zonefile import load_zone_file, parse_zone_text
 from dnsserver.zonestore import ZoneIndex, ZoneStore
@@ -24,6 +25,7 @@ __all__ = [
     "DnsServerError",
     "Forwarder",
     "MessageError",
+    "PatchKey",
     "RRset",
     "Rescan",
     "Resolution",
@@ -39,4 +41,5 @@ __all__ = [
     "parse_zone_text",
     "read_resolv_conf",
     "resolve",
+    "rrset_from_text",
 ]

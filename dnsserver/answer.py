@@ -25,6 +25,14 @@ Two kinds of wildcard, never confused: dnsdock/SkyDNS *query* wildcards (a label
 semantics) and RFC 4592 wildcard *records* (`*.example. A ...` in a hand-written zone
 file, answered for names that do not exist, as BIND does). A query wildcard that matches
 nothing falls back to the RFC 4592 rules, then NXDOMAIN.
+
+`Resolution.depends` lists the names whose data the answer was made from: the question's
+name, every CNAME link, every SRV/MX/NS target looked up for the additional section (found
+or not), the names a query wildcard matched, and the zone's apex for answers that carry the
+SOA (negative answers) or depend on which names exist (query wildcards, RFC 4592
+wildcards, referrals). The server keeps a cached answer until one of those names changes
+(`ZoneIndex.changed_names`; a patch marks the apex changed whenever its SOA changes or a
+name comes into or goes out of existence).
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ class Resolution:
     additional: list[RRset] = field(default_factory=list)
     owner: str | None = None  # owner name replacing the answer's (query wildcards)
     external: str | None = None  # CNAME target outside the zones, to resolve upstream
+    depends: set[str] = field(default_factory=set)  # names the answer was made from
 
 
 def _negative(zone: Zone, nxdomain: bool = False, qtype: int = 0) -> RRset:
@@ -70,15 +79,18 @@ def resolve(index: ZoneIndex, qname: str, qtype: int) -> Resolution:
     if zone is None:
         return Resolution(in_zone=False)
     result = Resolution()
+    depends = result.depends
     name = qname
     seen = {name}
     links = 0
     while True:
+        depends.add(name)
         if zone.cuts:
             cut = _closest_cut(zone, name)
             if cut is not None and not (cut == name and qtype == _DS):
+                depends.add(zone.origin)
                 if links == 0:
-                    return _referral(index, zone, cut)
+                    return _referral(index, zone, cut, depends)
                 break  # a chain into delegated space: the CNAMEs so far are the answer
         node: Mapping[int, RRset] | None = zone.node(name)
         synthesized = False
@@ -89,6 +101,7 @@ def resolve(index: ZoneIndex, qname: str, qtype: int) -> Resolution:
                     _add_additional(index, matched)
                     return matched
             if not zone.exists(name) and zone.has_wildcards:
+                depends.add(zone.origin)
                 node = _wildcard_record(zone, name)
                 synthesized = node is not None
             if node is None:
@@ -96,6 +109,7 @@ def resolve(index: ZoneIndex, qname: str, qtype: int) -> Resolution:
                 if nxdomain:
                     result.rcode = NXDOMAIN
                 result.authority.append(_negative(zone, nxdomain, qtype))
+                depends.add(zone.origin)
                 break
         if qtype == ANY:
             result.answer.extend(_owned(rrset, name, synthesized) for rrset in node.values())
@@ -107,6 +121,7 @@ def resolve(index: ZoneIndex, qname: str, qtype: int) -> Resolution:
         cname = node.get(CNAME)
         if cname is None:
             result.authority.append(_negative(zone))
+            depends.add(zone.origin)
             break
         result.answer.append(_owned(cname, name, synthesized))
         links += 1
@@ -138,11 +153,12 @@ def _closest_cut(zone: Zone, name: str) -> str | None:
     return None
 
 
-def _referral(index: ZoneIndex, zone: Zone, cut: str) -> Resolution:
+def _referral(index: ZoneIndex, zone: Zone, cut: str, depends: set[str]) -> Resolution:
     """RFC 1034 §4.3.2: no AA, the child's NS in authority, in-zone glue in additional."""
     ns = zone.get(cut, NS)
     assert ns is not None
-    result = Resolution(aa=False, authority=[ns])
+    depends.add(cut)
+    result = Resolution(aa=False, authority=[ns], depends=depends)
     for rdata in ns.rdatas:
         target = rdata_target(NS, rdata)
         if target is None:
@@ -150,6 +166,7 @@ def _referral(index: ZoneIndex, zone: Zone, cut: str) -> Resolution:
         target_zone = index.find(target)
         if target_zone is None:
             continue
+        depends.add(target)
         for rdtype in (A, AAAA):
             glue = target_zone.get(target, rdtype)
             if glue is not None:
@@ -179,6 +196,7 @@ def _query_wildcard(zone: Zone, qname: str, qtype: int) -> Resolution | None:
     matches = zone.match(split_labels(qname))
     if not matches:
         return None
+    depends = {qname, zone.origin, *matches}
     merged: dict[int, tuple[int, dict[bytes, None]]] = {}
     for name in matches:
         node = zone.node(name)
@@ -191,18 +209,20 @@ def _query_wildcard(zone: Zone, qname: str, qtype: int) -> Resolution | None:
             rdatas.update(dict.fromkeys(rrset.rdatas))
             merged[rdtype] = (min(ttl, rrset.ttl), rdatas)
     if not merged:
-        return Resolution(authority=[_negative(zone)])
+        return Resolution(authority=[_negative(zone)], depends=depends)
     return Resolution(
         answer=[
             RRset(qname, rdtype, ttl, tuple(rdatas)) for rdtype, (ttl, rdatas) in merged.items()
         ],
         owner=qname,
+        depends=depends,
     )
 
 
 def _add_additional(index: ZoneIndex, result: Resolution) -> None:
     """A/AAAA of in-zone SRV, MX and NS targets (RFC 2782, RFC 1035 §3.3.9)."""
     seen: set[str] = set()
+    depends = result.depends
     present = {(rrset.name, rrset.rdtype) for rrset in result.answer}
     for rrset in result.answer:
         if rrset.rdtype not in ADDITIONAL_TYPES:
@@ -215,6 +235,7 @@ def _add_additional(index: ZoneIndex, result: Resolution) -> None:
             zone = index.find(target)
             if zone is None:
                 continue
+            depends.add(target)
             for rdtype in (A, AAAA):
                 extra = zone.get(target, rdtype)
                 if extra is not None and (target, rdtype) not in present:

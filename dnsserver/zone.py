@@ -4,6 +4,10 @@ Built by `Zone.from_records` (the reconciler hands its records over directly, no
 parsing) or by `zonefile.load_zone_file`. Both go through `ZoneBuilder`, which enforces what
 `named-checkzone` enforces for us: an SOA at the apex, no data outside the origin, no CNAME
 beside other data.
+
+`Zone.patched(changes)` makes a new zone from an old one and a few changed RRsets (copy on
+write: a shallow copy of the name table plus work proportional to the changes), with the
+same rules; `rrset_from_text` builds the RRsets of such a patch from master-file text.
 """
 
 from __future__ import annotations
@@ -14,12 +18,23 @@ from types import MappingProxyType
 
 from dnsserver.errors import ZoneError
 from dnsserver.name import is_subdomain, parent, parse_name, split_labels
-from dnsserver.rdata import CNAME, NS, SOA, rdata_from_text, rdtype_from_text, soa_minimum
+from dnsserver.rdata import (
+    CNAME,
+    NS,
+    SOA,
+    rdata_from_text,
+    rdtype_from_text,
+    rdtype_to_text,
+    soa_minimum,
+)
 
 # DNSSEC types may sit beside a CNAME (RFC 4035 §2.5).
 _CNAME_COMPANIONS = frozenset({46, 47})
 
 WILDCARD_LABELS = frozenset({"*", "any"})
+
+PatchKey = tuple[str, int | str]
+"""Key of a zone patch: (owner name, type as a number or a mnemonic such as "A")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +47,34 @@ class RRset:
     rdatas: tuple[bytes, ...]
 
 
+def rrset_from_text(
+    origin: str, name: str, rdtype: int | str, ttl: int, rdatas: Iterable[str]
+) -> RRset:
+    """One RRset of zone `origin` from master-file text, for `Zone.patched`.
+
+    `name` is absolute (or relative to `origin`); each of `rdatas` is the rdata part of a
+    zone file line (`10 100 80 web.docker.`, `"some text"`). Duplicate rdata is dropped.
+    Raises ZoneError for bad text, a name outside `origin`, an empty RRset, or more than one
+    CNAME or SOA record.
+    """
+    try:
+        origin = parse_name(origin)
+        owner = parse_name(name, origin)
+        number = rdtype if isinstance(rdtype, int) else rdtype_from_text(rdtype)
+        if not 0 <= ttl <= 0xFFFFFFFF:
+            raise ValueError(f"TTL out of range: {ttl}")
+        wire = tuple(dict.fromkeys(rdata_from_text(number, text, origin) for text in rdatas))
+    except ValueError as exc:
+        raise ZoneError(origin, str(exc)) from None
+    if not is_subdomain(owner, origin):
+        raise ZoneError(origin, f"{owner} is outside the origin {origin}")
+    if not wire:
+        raise ZoneError(origin, f"no {rdtype_to_text(number)} record at {owner}")
+    if number in (CNAME, SOA) and len(wire) > 1:
+        raise ZoneError(origin, f"more than one {rdtype_to_text(number)} record at {owner}")
+    return RRset(owner, number, ttl, wire)
+
+
 class ZoneBuilder:
     """Collects records of one zone and validates them as they arrive.
 
@@ -41,11 +84,14 @@ class ZoneBuilder:
     def __init__(self, origin: str) -> None:
         self.origin = origin
         self._nodes: dict[str, dict[int, tuple[int, dict[bytes, None]]]] = {}
+        self._inside = origin  # the last name found inside the origin (most come in runs)
 
     def add(self, name: str, rdtype: int, ttl: int, rdata: bytes, line: int | None = None) -> None:
         """Add one record; raises ZoneError when it breaks a zone rule."""
-        if not is_subdomain(name, self.origin):
-            raise ZoneError(self.origin, f"{name} is outside the origin {self.origin}", line)
+        if name != self._inside:
+            if not is_subdomain(name, self.origin):
+                raise ZoneError(self.origin, f"{name} is outside the origin {self.origin}", line)
+            self._inside = name
         node = self._nodes.get(name)
         if node is None:
             node = self._nodes[name] = {}
@@ -74,39 +120,66 @@ class ZoneBuilder:
         apex = self._nodes.get(self.origin)
         if apex is None or SOA not in apex:
             raise ZoneError(self.origin, f"no SOA record at the zone apex {self.origin}")
+        make = RRset
         nodes: dict[str, dict[int, RRset]] = {
             name: {
-                rdtype: RRset(name, rdtype, ttl, tuple(rdatas))
+                rdtype: make(name, rdtype, ttl, tuple(rdatas))
                 for rdtype, (ttl, rdatas) in node.items()
             }
             for name, node in self._nodes.items()
         }
-        nonterminals: set[str] = set()
-        origin = self.origin
-        for name in nodes:
-            up = parent(name) if name != origin else None
-            while up is not None and up != origin and up not in nodes and up not in nonterminals:
-                nonterminals.add(up)
-                up = parent(up)
-        return Zone(origin, nodes, frozenset(nonterminals))
+        return Zone(self.origin, nodes)
+
+
+def _count_children(origin: str, nodes: Mapping[str, object]) -> dict[str, int]:
+    """For every name that exists (owns data, or is an empty non-terminal), how many of its
+    children exist; names without existing children are left out."""
+    children: dict[str, int] = {}
+    get = children.get
+    for name in nodes:
+        if name == origin:
+            continue
+        up = parent(name)
+        while up is not None:
+            count = get(up, 0)
+            children[up] = count + 1
+            if count or up in nodes or up == origin:
+                break  # `up` already existed: its own parent counted it
+            up = parent(up)  # `up` is a new empty non-terminal: count it at its parent
+    return children
 
 
 class Zone:
-    """One zone's data; never changes after construction (share it between threads freely)."""
+    """One zone's data; never changes after construction (share it between threads freely).
 
-    __slots__ = ("_by_depth", "_nodes", "cuts", "has_wildcards", "nonterminals", "origin", "soa")
+    A name exists when it owns data or has an existing child (an empty non-terminal);
+    `_children` holds, per name with existing children, how many, so that a patch can tell
+    when a name's ancestors stop (or start) being empty non-terminals.
+    """
 
-    def __init__(
-        self, origin: str, nodes: dict[str, dict[int, RRset]], nonterminals: frozenset[str]
-    ) -> None:
+    __slots__ = (
+        "_by_depth",
+        "_children",
+        "_nodes",
+        "_nonterminals",
+        "_wildcards",
+        "cuts",
+        "has_wildcards",
+        "origin",
+        "soa",
+    )
+
+    def __init__(self, origin: str, nodes: dict[str, dict[int, RRset]]) -> None:
         self.origin = origin
         self._nodes = nodes
-        self.nonterminals = nonterminals
         self.soa = nodes[origin][SOA]
+        self._children = _count_children(origin, nodes)
         # Delegation points (NS below the apex, RFC 1034 §4.2.1) and RFC 4592 wildcards.
         self.cuts = frozenset(name for name, node in nodes.items() if NS in node and name != origin)
-        self.has_wildcards = any(name.startswith("*.") for name in nodes)
-        self._by_depth: dict[int, list[tuple[list[str], str]]] | None = None
+        self._wildcards = frozenset(name for name in nodes if name.startswith("*."))
+        self.has_wildcards = bool(self._wildcards)
+        self._by_depth: dict[int, dict[str, list[str]]] | None = None
+        self._nonterminals: frozenset[str] | None = None
 
     @classmethod
     def from_records(cls, origin: str, records: Iterable[tuple[str, str, int, str]]) -> Zone:
@@ -118,17 +191,190 @@ class Zone:
         """
         origin = parse_name(origin)
         builder = ZoneBuilder(origin)
+        add = builder.add
+        last_name: str | None = None
+        owner = origin
         for index, (name, rdtype_text, ttl, text) in enumerate(records):
             try:
                 rdtype = rdtype_from_text(rdtype_text)
                 rdata = rdata_from_text(rdtype, text, origin)
-                owner = parse_name(name, origin)
+                if name != last_name:
+                    owner = parse_name(name, origin)
+                    last_name = name
                 if not 0 <= ttl <= 0xFFFFFFFF:
                     raise ValueError(f"TTL out of range: {ttl}")
             except ValueError as exc:
                 raise ZoneError(origin, str(exc), index) from None
-            builder.add(owner, rdtype, ttl, rdata, index)
+            add(owner, rdtype, ttl, rdata, index)
         return builder.build()
+
+    # -- patches ---------------------------------------------------------------------------
+
+    def patched(self, changes: Mapping[PatchKey, RRset | None]) -> Zone:
+        """A new zone: this one with the RRsets in `changes` replaced, added or (None, or an
+        RRset without rdata) removed; this zone is left untouched.
+
+        Keys are (owner name, type); owner names are absolute. The SOA is one of the RRsets
+        (`(origin, "SOA")`): include it when its serial changes. Raises ZoneError, naming the
+        zone and the name, when the result would break a zone rule (data outside the origin,
+        CNAME beside other data, no SOA at the apex, SOA elsewhere).
+
+        Costs a shallow copy of the name table plus work proportional to the changes.
+        """
+        return self.patched_with_names(changes)[0]
+
+    def patched_with_names(
+        self, changes: Mapping[PatchKey, RRset | None]
+    ) -> tuple[Zone, frozenset[str] | None]:
+        """`patched`, and the names whose answers may differ between the two zones.
+
+        Those are the changed owner names, the names that became or stopped being empty
+        non-terminals, and the apex when the SOA changed, when a name came into or went out
+        of existence (the answers to query wildcards and negative answers depend on which
+        names exist), or when the NS of a delegation or an RFC 4592 wildcard changed. None
+        when a delegation point came or went: every answer below it may differ.
+        """
+        origin = self.origin
+        by_name: dict[str, list[tuple[int, RRset | None]]] = {}
+        for (name_text, type_key), given in changes.items():
+            rrset = given
+            try:
+                name = parse_name(name_text)
+                rdtype = type_key if isinstance(type_key, int) else rdtype_from_text(type_key)
+            except ValueError as exc:
+                raise ZoneError(origin, str(exc)) from None
+            if not is_subdomain(name, origin):
+                raise ZoneError(origin, f"{name} is outside the origin {origin}")
+            if rrset is not None:
+                if rrset.name != name or rrset.rdtype != rdtype:
+                    raise ZoneError(
+                        origin,
+                        f"RRset {rrset.name} {rdtype_to_text(rrset.rdtype)} given for "
+                        f"{name} {rdtype_to_text(rdtype)}",
+                    )
+                if not rrset.rdatas:
+                    rrset = None
+                elif rdtype in (CNAME, SOA) and len(rrset.rdatas) > 1:
+                    what = rdtype_to_text(rdtype)
+                    raise ZoneError(origin, f"more than one {what} record at {name}")
+            by_name.setdefault(name, []).append((rdtype, rrset))
+
+        nodes = dict(self._nodes)
+        children = self._children
+        children_copied = False
+        cuts: set[str] | None = None
+        wildcards: set[str] | None = None
+        changed: set[str] = set(by_name)
+        added: list[str] = []  # names that own data now and did not before
+        removed: list[str] = []  # names that owned data before and do not now
+        apex_changed = False
+
+        for name, items in by_name.items():
+            old = nodes.get(name)
+            node = dict(old) if old is not None else {}
+            for rdtype, rrset in items:
+                if rrset is None:
+                    node.pop(rdtype, None)
+                else:
+                    node[rdtype] = rrset
+            if CNAME in node and any(t != CNAME and t not in _CNAME_COMPANIONS for t in node):
+                raise ZoneError(origin, f"CNAME beside other data at {name}")
+            if name == origin:
+                if SOA not in node:
+                    raise ZoneError(origin, f"no SOA record at the zone apex {origin}")
+                apex_changed = True
+            elif SOA in node:
+                raise ZoneError(origin, f"SOA at {name}, not at the zone apex")
+            if node:
+                nodes[name] = node
+            elif old is not None:
+                del nodes[name]
+            if name != origin and (NS in node) != (old is not None and NS in old):
+                cuts = set(self.cuts) if cuts is None else cuts
+                if NS in node:
+                    cuts.add(name)
+                else:
+                    cuts.discard(name)
+            elif name in self.cuts and node.get(NS) is not (old or {}).get(NS):
+                apex_changed = True  # the NS of a delegation changed: referrals differ
+            if name.startswith("*."):
+                apex_changed = True
+                wildcards = set(self._wildcards) if wildcards is None else wildcards
+                if node:
+                    wildcards.add(name)
+                else:
+                    wildcards.discard(name)
+            had, has = old is not None, bool(node)
+            if had == has:
+                continue
+            (added if has else removed).append(name)
+            if name == origin or children.get(name):
+                continue  # still exists: it has names below it (an empty non-terminal now)
+            if not children_copied:
+                children = dict(children)
+                children_copied = True
+            up = parent(name)
+            if has:
+                while up is not None:
+                    count = children.get(up, 0)
+                    children[up] = count + 1
+                    if count or up in nodes or up == origin:
+                        break
+                    changed.add(up)  # a new empty non-terminal
+                    up = parent(up)
+            else:
+                while up is not None:
+                    count = children[up] - 1
+                    if count:
+                        children[up] = count
+                        break
+                    del children[up]
+                    if up in nodes or up == origin:
+                        break
+                    changed.add(up)  # no longer an empty non-terminal
+                    up = parent(up)
+
+        if added or removed:
+            apex_changed = True  # which names exist, and match query wildcards, changed
+        if apex_changed:
+            changed.add(origin)
+
+        zone = Zone.__new__(Zone)
+        zone.origin = origin
+        zone._nodes = nodes
+        zone.soa = nodes[origin][SOA]
+        zone._children = children
+        zone.cuts = self.cuts if cuts is None else frozenset(cuts)
+        zone._wildcards = self._wildcards if wildcards is None else frozenset(wildcards)
+        zone.has_wildcards = bool(zone._wildcards)
+        zone._nonterminals = None
+        zone._by_depth = self._patched_by_depth(added, removed)
+        # A cut that came or went changes the answer of every name at and below it.
+        return zone, None if cuts is not None else frozenset(changed)
+
+    def _patched_by_depth(
+        self, added: list[str], removed: list[str]
+    ) -> dict[int, dict[str, list[str]]] | None:
+        """The query wildcard index of a patched zone: copied per depth where names with data
+        came or went, or None (built on first use) when this zone has none yet."""
+        by_depth = self._by_depth
+        if by_depth is None or not (added or removed):
+            return by_depth
+        by_depth = dict(by_depth)
+        copied: set[int] = set()
+        for name, present in [(n, True) for n in added] + [(n, False) for n in removed]:
+            labels = split_labels(name)
+            depth = len(labels)
+            if depth not in copied:
+                by_depth[depth] = dict(by_depth.get(depth, {}))
+                copied.add(depth)
+            if present:
+                by_depth[depth][name] = labels
+            else:
+                by_depth[depth].pop(name, None)
+        return by_depth
+
+    # -- reading ---------------------------------------------------------------------------
 
     @property
     def serial(self) -> int:
@@ -150,6 +396,15 @@ class Zone:
         """Names that own data (empty non-terminals excluded)."""
         return frozenset(self._nodes)
 
+    @property
+    def nonterminals(self) -> frozenset[str]:
+        """Empty non-terminals: names without data that have names with data below them."""
+        found = self._nonterminals
+        if found is None:
+            nodes = self._nodes
+            found = self._nonterminals = frozenset(n for n in self._children if n not in nodes)
+        return found
+
     def node(self, name: str) -> Mapping[int, RRset] | None:
         """The RRsets at `name` by type, or None when the name owns no data."""
         node = self._nodes.get(name)
@@ -162,7 +417,7 @@ class Zone:
 
     def exists(self, name: str) -> bool:
         """True when `name` owns data or is an empty non-terminal (so: no NXDOMAIN)."""
-        return name in self._nodes or name in self.nonterminals
+        return name in self._nodes or name in self._children
 
     def rrsets(self) -> Iterator[RRset]:
         """Every RRset of the zone."""
@@ -176,12 +431,12 @@ class Zone:
             by_depth = {}
             for name in self._nodes:
                 labels = split_labels(name)
-                by_depth.setdefault(len(labels), []).append((labels, name))
+                by_depth.setdefault(len(labels), {})[name] = labels
             self._by_depth = by_depth  # benign race: every thread builds the same index
         fixed = [(i, label) for i, label in enumerate(pattern) if label not in WILDCARD_LABELS]
         return [
             name
-            for labels, name in by_depth.get(len(pattern), ())
+            for name, labels in by_depth.get(len(pattern), {}).items()
             if all(labels[i] == label for i, label in fixed)
         ]
 

@@ -1,27 +1,46 @@
 """The set of zones being served, swapped atomically.
 
 `ZoneStore` holds one reference to an immutable `ZoneIndex`. Readers (the server's threads)
-take `snapshot()` once per query; `replace()` builds the new index completely, then swaps
-the reference, so a query sees the old zone set or the new one, never a mix (CoreDNS's
-parse-aside-then-swap).
+take `snapshot()` once per query; `replace()`, `update()` and `patch()` build the new index
+completely, then swap the reference, so a query sees the old zone set or the new one, never
+a mix (CoreDNS's parse-aside-then-swap).
+
+Every index has a `generation`. One made by `patch()` from its predecessor also records the
+generation it was patched from (`base`) and the names whose answers may differ (`changed`),
+so that a reader holding answers derived from the predecessor drops only those; any other
+kind of index (`base` None) may differ anywhere.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 
+from dnsserver.errors import ZoneError
 from dnsserver.name import ROOT, parent, parse_name
-from dnsserver.zone import Zone
+from dnsserver.zone import PatchKey, RRset, Zone
 
 
 class ZoneIndex:
-    """An immutable set of zones with longest-suffix lookup."""
+    """An immutable set of zones with longest-suffix lookup.
 
-    __slots__ = ("_zones", "generation")
+    `base` is the generation this index was patched from, and `changed` maps the origin of
+    each patched zone to the names whose answers may differ from that generation's
+    (`changed_names`: all of them in one set); both None when this index is not a patch of
+    its predecessor (built whole, or zones added or removed).
+    """
 
-    def __init__(self, zones: Mapping[str, Zone], generation: int = 0) -> None:
+    __slots__ = ("_zones", "base", "changed", "changed_names", "generation")
+
+    def __init__(
+        self,
+        zones: Mapping[str, Zone],
+        generation: int = 0,
+        *,
+        base: int | None = None,
+        changed: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
         built: dict[str, Zone] = {}
         for origin, zone in zones.items():
             key = parse_name(origin)
@@ -30,6 +49,14 @@ class ZoneIndex:
             built[key] = zone
         self._zones = built
         self.generation = generation
+        if base is None or changed is None:
+            self.base: int | None = None
+            self.changed: Mapping[str, frozenset[str]] | None = None
+            self.changed_names: frozenset[str] | None = None
+        else:
+            self.base = base
+            self.changed = MappingProxyType(dict(changed))
+            self.changed_names = frozenset().union(*changed.values())
 
     @property
     def zones(self) -> Mapping[str, Zone]:
@@ -86,5 +113,62 @@ class ZoneStore:
                 zones.pop(parse_name(origin), None)
             zones.update({parse_name(origin): zone for origin, zone in changed.items()})
             new = ZoneIndex(zones, self._current.generation + 1)
+            self._current = new
+        return new
+
+    def patch(
+        self,
+        changes: Mapping[str, Mapping[PatchKey, RRset | None]],
+        *,
+        zones: Mapping[str, Zone] | None = None,
+        removed: Iterable[str] = (),
+    ) -> ZoneIndex:
+        """Apply RRset changes to served zones, and set or drop whole zones, in one swap.
+
+        `changes` maps a served zone's origin to its changes as `Zone.patched` takes them
+        ({(owner, type): RRset or None}); `zones` adds zones or replaces served ones whole;
+        `removed` names origins to stop serving. Raises ZoneError (and swaps nothing) when
+        a patched zone is not served or a patch breaks a zone rule, ValueError when an
+        origin is in more than one of the three. Returns the new index (the current one,
+        unchanged, when there is nothing to do).
+
+        When only `changes` are given, the new index records which names changed, so the
+        server keeps its cached answers for every other name; adding, replacing or dropping
+        a zone, or adding or removing a delegation (NS below an apex), makes it start afresh.
+        """
+        whole = {parse_name(origin): zone for origin, zone in (zones or {}).items()}
+        dropped = {parse_name(origin) for origin in removed}
+        with self._writer:
+            current = self._current
+            served = dict(current.zones)
+            changed: dict[str, frozenset[str]] = {}
+            anywhere = False  # a patch changed answers anywhere in its zone
+            for origin_text, zone_changes in changes.items():
+                origin = parse_name(origin_text)
+                if origin in whole or origin in dropped:
+                    raise ValueError(f"zone {origin} is patched and also set or removed")
+                zone = served.get(origin)
+                if zone is None:
+                    raise ZoneError(origin, "cannot patch a zone that is not served")
+                if zone_changes:
+                    served[origin], names = zone.patched_with_names(zone_changes)
+                    if names is None:
+                        anywhere = True
+                    else:
+                        changed[origin] = names
+            if whole.keys() & dropped:
+                raise ValueError(f"zones both set and removed: {sorted(whole.keys() & dropped)}")
+            dropped &= served.keys()
+            if not changed and not anywhere and not whole and not dropped:
+                return current
+            for origin in dropped:
+                del served[origin]
+            served.update(whole)
+            if whole or dropped or anywhere:
+                new = ZoneIndex(served, current.generation + 1)
+            else:
+                new = ZoneIndex(
+                    served, current.generation + 1, base=current.generation, changed=changed
+                )
             self._current = new
         return new
