@@ -3,8 +3,12 @@
 Each UDP socket is served by one thread running a blocking recvfrom/sendto loop. Its hot
 path answers from a response cache: the full wire response keyed by the query's bytes
 after the id (flags, counts, question as sent, OPT record), with the client's id patched
-in. The cache belongs to one `ZoneIndex`: a reload swaps the index and the loop starts a
-new cache, so a cached answer is never older than the zones it came from. Negative
+in. The cache belongs to one `ZoneIndex`, so a cached answer is never older than the zones
+it came from. When the index is swapped for a patch of it (`ZoneStore.patch`), the loop
+drops only the answers made from a changed name: beside the cache it keeps, per name, the
+keys of the cached answers made from it (`Resolution.depends`), built only when an answer
+is cached. Any other swap (a reload, zones added or removed, patches the loop missed, new
+`networks`) starts a new cache. Negative
 answers (NXDOMAIN, NODATA) and REFUSED are cached like positive ones; rotated A/AAAA
 answers are cached as a cycle of pre-rendered rotations. A miss goes through
 `message.parse_query` and `answer.resolve`. Forwarded questions never touch the cache and
@@ -25,7 +29,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -65,6 +69,7 @@ class _Reply:
     wire: bytes | None = None  # None: drop the query
     variants: tuple[bytes, ...] = ()  # cacheable renderings (rotations), wire == variants[0]
     deferred: Callable[[], bytes | None] | None = None  # needs an upstream: run off-thread
+    depends: Iterable[str] = ()  # names the answer was made from (Resolution.depends)
 
 
 class DNSService:
@@ -290,7 +295,7 @@ class DNSService:
             )
             for k in range(rotations)
         )
-        return _Reply(variants[0], variants if cacheable else ())
+        return _Reply(variants[0], variants if cacheable else (), depends=result.depends)
 
     def _forward(self, data: bytes, query: Query, udp: bool) -> bytes | None:
         assert self.forwarder is not None
@@ -337,6 +342,11 @@ class DNSService:
         slot = counters.slot
         clock = time.perf_counter_ns
         cache: dict[bytes, tuple[Iterator[bytes], int]] = {}
+        # name -> keys of the cached answers made from it. Keys of answers dropped or
+        # replaced since stay listed (dropping one again is harmless); `listed` counts them
+        # all, so the lists cannot outgrow the cache for long.
+        users: dict[str, list[bytes]] = {}
+        listed = 0
         cache_index: ZoneIndex | None = None
         cache_networks: tuple[IPNetwork, ...] = ()
         while True:
@@ -349,7 +359,23 @@ class DNSService:
             index = snapshot()
             networks = self._networks
             if index is not cache_index or networks is not cache_networks:
-                cache = {}  # new zones or new networks: every cached answer may differ
+                changed = index.changed_names
+                if (
+                    changed is not None
+                    and cache_index is not None
+                    and index.base == cache_index.generation
+                    and networks is cache_networks
+                ):
+                    for name in changed:  # a patch: drop the answers made from changed names
+                        keys = users.pop(name, None)
+                        if keys is not None:
+                            listed -= len(keys)
+                            for stale in keys:
+                                cache.pop(stale, None)
+                else:  # new zones or new networks: every cached answer may differ
+                    cache = {}
+                    users = {}
+                    listed = 0
                 cache_index = index
                 cache_networks = networks
             key = data[2:]
@@ -382,12 +408,21 @@ class DNSService:
                 self._defer(reply.deferred, sock, addr)
                 continue
             if reply.variants:
-                if len(cache) >= cache_size:
+                if len(cache) >= cache_size or listed >= 4 * cache_size:
                     cache.clear()
+                    users.clear()
+                    listed = 0
                 cycle = itertools.cycle([variant[2:] for variant in reply.variants])
                 if len(reply.variants) > 1:
                     next(cycle)  # the first variant goes out right now
                 cache[key] = (cycle, slot(reply.variants[0]))
+                for name in reply.depends:
+                    keys = users.get(name)
+                    if keys is None:
+                        users[name] = [key]
+                    else:
+                        keys.append(key)
+                    listed += 1
             if reply.wire is not None:
                 with contextlib.suppress(OSError):
                     sendto(data[:2] + reply.wire[2:], addr)
