@@ -3,20 +3,29 @@ with dig from a running ``dockzone run``. Every container a test creates is remo
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import signal
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dns.rcode
 import docker
+import docker.errors
 import docker.models.containers
 import docker.types
 import pytest
+import requests.exceptions
 
+from reconciler.core.triggers import Wakeup
 from reconciler.definitions import NameDefaults
-from reconciler.sources.docker import DockerOptions, DockerSource
+from reconciler.sources import Snapshot, SourceView
+from reconciler.sources.docker import DockerOptions, DockerSource, connect
 from tests.dockerimage import IMAGE, ensure_image
 from tests.helpers import eventually
 from tests.servers import Daemon, DockerDaemon, dig_answers, free_port, make_certs, query
@@ -65,7 +74,8 @@ def run(dockerd: DockerDaemon) -> Iterator[Any]:
 
     yield start
     for container in started:
-        container.remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):  # the test removed it
+            container.remove(force=True)
     client.close()
 
 
@@ -228,11 +238,246 @@ def test_a_pass_over_unchanged_containers_inspects_nothing(dockerd: DockerDaemon
         run()
     source = DockerSource(DockerOptions(url=dockerd.url), NameDefaults())
     first = source.load()
+    assert first.complete
     calls = source.inspect_calls
     assert calls >= 3
-    second = source.load()
+    second = source.load()  # no events followed: nothing changed, no call
+    assert (second.groups, second.complete) == ({}, False)
+    again = source.load(full=True)  # a resync lists afresh; inspects stay cached
     assert source.inspect_calls == calls
-    assert second.records == first.records
+    assert again.complete
+    assert again.groups == first.groups
+
+
+# -- the source against the real dockerd, following its events ---------------------------
+
+
+class Counted:
+    """A real API client whose calls are counted; ``cut`` breaks the event stream and
+    refuses new ones, ``lossy`` makes a new stream start now (the events while it was cut
+    are lost, as after a dockerd restart): only the full list can then see them."""
+
+    def __init__(self, inner: Any, follower: Follower) -> None:
+        self.inner = inner
+        self.follower = follower
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def containers(self, *args: Any, **kwargs: Any) -> Any:
+        self.follower.counts["list"] += 1
+        return self.inner.containers(*args, **kwargs)
+
+    def inspect_container(self, *args: Any, **kwargs: Any) -> Any:
+        self.follower.counts["inspect"] += 1
+        return self.inner.inspect_container(*args, **kwargs)
+
+    def events(self, *args: Any, **kwargs: Any) -> Any:
+        follower = self.follower
+        if follower.cut:
+            raise requests.exceptions.ConnectionError("the test cut the event stream")
+        if follower.lossy:
+            kwargs["since"] = int(time.time())
+        stream = self.inner.events(*args, **kwargs)
+        follower.streams.append(stream)
+        follower.counts["events"] += 1
+        return stream
+
+
+class Follower:
+    """A DockerSource whose watcher runs in its own event loop thread, and what it holds
+    (``view``), updated by ``load``."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.counts: Counter[str] = Counter()
+        self.cut = False
+        self.lossy = False
+        self.streams: list[Any] = []
+        self.source = DockerSource(
+            DockerOptions(url=url, **options),
+            NameDefaults(),
+            lambda o: Counted(connect(o), self),
+        )
+        self.view = SourceView()
+        self.snapshots: list[Snapshot] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.load()
+        self.stop = asyncio.Event()
+        self.wakeup = Wakeup()
+        self.watcher = asyncio.run_coroutine_threadsafe(
+            self.source.watch(self.wakeup, self.stop), self.loop
+        )
+        eventually(lambda: _positive(self.counts["events"]), timeout=10)
+        time.sleep(0.5)  # the events replayed from just before the first list: handled
+        self.load()
+        self.counts.clear()
+
+    def load(self, full: bool = False) -> Snapshot:
+        snapshot = self.source.load(full)
+        self.snapshots.append(snapshot)
+        self.view.take(snapshot)
+        return snapshot
+
+    def hosts(self, name: str) -> list[str]:
+        """The addresses at ``name`` after one more load."""
+        self.load()
+        return sorted(r.host for r in self.view.records if r.name == name and not r.port)
+
+    def expect(self, name: str, values: list[str], timeout: float = 10) -> None:
+        eventually(lambda: _equal(self.hosts(name), sorted(values)), timeout=timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.watcher.result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+def _positive(value: int) -> None:
+    assert value > 0
+
+
+@pytest.fixture
+def follower(dockerd: DockerDaemon) -> Iterator[Follower]:
+    following = Follower(dockerd.url)
+    try:
+        yield following
+    finally:
+        following.close()
+
+
+def converged(follower: Follower, url: str) -> None:
+    """What the events built is what a fresh list gives."""
+    follower.load()
+    fresh = DockerSource(DockerOptions(url=url), NameDefaults()).load()
+    assert follower.view.groups == dict(fresh.groups)
+    assert follower.view.problems == fresh.problems
+
+
+def test_a_start_costs_one_inspect_and_no_list(
+    follower: Follower, dockerd: DockerDaemon, run: Any
+) -> None:
+    container = run("evt-start")
+    follower.expect("evt-start.busybox.docker.", [address(container)])
+    assert follower.counts == {"inspect": 1}
+    changed = [s.groups for s in follower.snapshots if s.groups]
+    assert changed[-1].keys() == {container.id}
+    assert not any(s.complete for s in follower.snapshots[2:])
+    converged(follower, dockerd.url)
+
+
+def test_rm_f_removes_the_name_without_a_call(
+    follower: Follower, dockerd: DockerDaemon, run: Any
+) -> None:
+    container = run("evt-rm")
+    follower.expect("evt-rm.busybox.docker.", [address(container)])
+    follower.counts.clear()
+    container.remove(force=True)
+    follower.expect("evt-rm.busybox.docker.", [])
+    assert follower.counts == {}
+    converged(follower, dockerd.url)
+
+
+def test_rename_moves_the_name(follower: Follower, dockerd: DockerDaemon, run: Any) -> None:
+    container = run("evt-before")
+    follower.expect("evt-before.busybox.docker.", [address(container)])
+    follower.counts.clear()
+    container.rename("evt-after")
+    follower.expect("evt-after.busybox.docker.", [address(container)])
+    assert follower.hosts("evt-before.busybox.docker.") == []
+    assert follower.counts == {"inspect": 1}
+    converged(follower, dockerd.url)
+
+
+def test_network_connect_and_disconnect_change_the_addresses(
+    follower: Follower, dockerd: DockerDaemon, run: Any
+) -> None:
+    client = dockerd.client()
+    network = client.networks.create(f"evtnet{next(_names)}", driver="bridge", ipam=dockerd.ipam(2))
+    try:
+        container = run("evt-multi")
+        follower.expect("evt-multi.busybox.docker.", [address(container)])
+        follower.counts.clear()
+        network.connect(container)
+        container.reload()
+        both = [address(container), address(container, network.name)]
+        follower.expect("evt-multi.busybox.docker.", both)
+        assert dockerd.subnet(2) in follower.view.networks
+        network.disconnect(container)
+        follower.expect("evt-multi.busybox.docker.", [address(container)])
+        assert follower.counts["list"] == 0
+        assert follower.counts["inspect"] in (2, 3)  # dockerd may send the disconnect twice
+        assert dockerd.subnet(2) not in follower.view.networks
+        converged(follower, dockerd.url)
+    finally:
+        network.remove()
+        client.close()
+
+
+def test_changes_while_the_stream_is_broken_converge_after_reconnecting(
+    follower: Follower, dockerd: DockerDaemon, run: Any
+) -> None:
+    stays, goes, renamed = run("brk-stays"), run("brk-goes"), run("brk-old")
+    follower.expect("brk-old.busybox.docker.", [address(renamed)])
+    follower.cut = True
+    follower.lossy = True  # the events of the outage are lost: only the list sees them
+    for stream in follower.streams:
+        stream.close()
+    goes.remove(force=True)
+    renamed.rename("brk-new")
+    late = run("brk-late")
+    follower.counts.clear()
+    follower.cut = False
+    follower.expect("brk-late.busybox.docker.", [address(late)])
+    assert follower.counts["list"] >= 1  # the load after the break listed everything
+    assert follower.hosts("brk-goes.busybox.docker.") == []
+    assert follower.hosts("brk-old.busybox.docker.") == []
+    assert follower.hosts("brk-new.busybox.docker.") == [address(renamed)]
+    assert follower.hosts("brk-stays.busybox.docker.") == [address(stays)]
+    converged(follower, dockerd.url)
+
+
+def test_health_changes_follow_the_policy(
+    follower: Follower, dockerd: DockerDaemon, run: Any
+) -> None:
+    """Health checks that pass while /tmp/ok exists; removing it makes a container
+    unhealthy. The healthy container keeps the name alone; when none is healthy, the
+    unhealthy ones stay; health_status events get there without a list."""
+    check = {
+        "test": ["CMD", "cat", "/tmp/ok"],
+        "interval": 200_000_000,
+        "timeout": 1_000_000_000,
+        "retries": 1,
+        "start_period": 0,
+    }
+    command = ["sh", "-c", "echo > /tmp/ok; exec sleep 3600"]
+    shared = {"DNSDOCK_NAME": "evt-hc"}
+    one = run("evt-hc-1", command=command, healthcheck=check, environment=shared)
+    two = run("evt-hc-2", command=command, healthcheck=check, environment=shared)
+    both = [address(one), address(two)]
+    follower.expect("evt-hc.busybox.docker.", both)
+    eventually(lambda: _health(one, "healthy"), timeout=15)
+    eventually(lambda: _health(two, "healthy"), timeout=15)
+    follower.counts.clear()
+    one.exec_run(["/bin/busybox", "rm", "/tmp/ok"])
+    follower.expect("evt-hc.busybox.docker.", [address(two)])
+    two.exec_run(["/bin/busybox", "rm", "/tmp/ok"])
+    follower.expect("evt-hc.busybox.docker.", both)  # health never empties a name
+    assert "evt-hc.busybox.docker. has no healthy container; keeping the unhealthy ones" in (
+        follower.view.problems
+    )
+    one.exec_run(["sh", "-c", "echo > /tmp/ok"])
+    follower.expect("evt-hc.busybox.docker.", [address(one)])
+    assert follower.counts["list"] == 0
+    converged(follower, dockerd.url)
+
+
+def _health(container: docker.models.containers.Container, status: str) -> None:
+    container.reload()
+    assert container.attrs["State"]["Health"]["Status"] == status
 
 
 def test_daemon_outage_keeps_answers_then_converges(tmp_path: Path) -> None:
