@@ -18,6 +18,7 @@ the CLI and as the oracle the periodic resync compares the incremental state wit
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -25,15 +26,16 @@ from reconciler.core import names, plan
 from reconciler.core.model import (
     Conflict,
     Provenance,
+    ProvenanceMap,
     Record,
     RRKey,
     RRset,
-    Soa,
     ZoneContent,
     ZoneSettings,
 )
-from reconciler.core.rdata import name_key, type_key
+from reconciler.core.rdata import name_key, rdata_key, type_key
 from reconciler.core.zonebuild import (
+    EXCLUSIVE,
     Claim,
     Contribution,
     Resolved,
@@ -41,6 +43,8 @@ from reconciler.core.zonebuild import (
     nameserver_name,
     record_zones,
     resolve_name,
+    rrsets_of,
+    sorted_provenance,
     zone_frame,
 )
 
@@ -63,6 +67,10 @@ def build(records: Iterable[Record], settings: ZoneSettings) -> BuildResult:
 
 _EMPTY = Resolved((), {}, ())
 
+AGGREGATE_MIN = 64
+"""Names with at least this many claims keep an ``_Aggregate`` (when eligible) so that one
+claim more or less costs its own text, not the whole RRset again."""
+
 
 class RecordIndex:
     """Records by group, claims by name, zones by origin; see the module docstring."""
@@ -76,11 +84,15 @@ class RecordIndex:
         self._made: dict[Record, Contribution] = {}
         self._zone_refs: dict[str, int] = {}
         self._zones: tuple[str, ...] = ()
+        self._zone_set: frozenset[str] = frozenset()
         self._reserved: frozenset[str] = frozenset()
         self._frames: dict[str, Resolved] = {}
         self._claims: dict[str, dict[Claim, int]] = {}
         self._resolved: dict[str, Resolved] = {}
-        self._dirty: set[str] = set()
+        self._aggregates: dict[str, _Aggregate] = {}
+        self._by_name: dict[str, dict[str, Mapping[RRKey, tuple[Provenance, ...]]]] = {}
+        self._dirty: dict[str, dict[Claim, int]] = {}
+        """Dirty names, with the net change of their claims since the last commit."""
         self._rebuild = False
         self._conflicts: tuple[Conflict, ...] | None = ()
 
@@ -157,6 +169,7 @@ class RecordIndex:
             return
         if made.conflicts:
             self._conflicts = None
+        dirty = self._dirty
         for name, claim in made.claims:
             at = self._claims[name]
             left = at[claim] - 1
@@ -166,19 +179,26 @@ class RecordIndex:
                 del at[claim]
                 if not at:
                     del self._claims[name]
-            self._dirty.add(name)
+            delta = dirty.get(name)
+            if delta is None:
+                delta = dirty[name] = {}
+            delta[claim] = delta.get(claim, 0) - 1
 
     def _contribute(self, record: Record) -> None:
-        made = contributions(record, self._zones, self.settings)
+        made = contributions(record, self._zone_set, self.settings)
         self._made[record] = made
         if made.conflicts:
             self._conflicts = None
+        dirty = self._dirty
         for name, claim in made.claims:
             at = self._claims.get(name)
             if at is None:
                 at = self._claims[name] = {}
             at[claim] = at.get(claim, 0) + 1
-            self._dirty.add(name)
+            delta = dirty.get(name)
+            if delta is None:
+                delta = dirty[name] = {}
+            delta[claim] = delta.get(claim, 0) + 1
 
     # -- output ------------------------------------------------------------------------
 
@@ -201,10 +221,10 @@ class RecordIndex:
         if self._rebuild or not self._zones:
             return self._commit_all()
         per_zone: dict[str, dict[tuple[str, str], RRset | None]] = {}
-        touched: dict[str, list[tuple[str, Resolved, Resolved]]] = {}
-        for name in self._dirty:
+        touched: dict[str, dict[str, Resolved]] = {}
+        for name, delta in self._dirty.items():
             before = self._resolved.get(name, _EMPTY)
-            after = self._resolve(name)
+            after = self._resolve(name, delta)
             if after.conflicts or before.conflicts:
                 self._conflicts = None
             if after is _EMPTY:
@@ -213,10 +233,10 @@ class RecordIndex:
                 self._resolved[name] = after
             if before.rrsets == after.rrsets and before.provenance == after.provenance:
                 continue
-            zone = names.zone_for(name, self._zones)
+            zone = names.zone_for(name, self._zone_set)
             if zone is None:
                 continue
-            touched.setdefault(zone, []).append((name, before, after))
+            touched.setdefault(zone, {})[name] = after
             if before.rrsets == after.rrsets:
                 continue
             old = {rrset.rdtype: rrset for rrset in before.rrsets}
@@ -230,24 +250,42 @@ class RecordIndex:
         zones = []
         for origin in sorted(touched, key=name_key):
             current = self.zones[origin]
-            provenance = dict(current.provenance)
-            for _name, before, after in touched[origin]:
-                for key in before.provenance:
-                    provenance.pop(key, None)
-                provenance.update(after.provenance)
+            by_name = dict(self._by_name[origin])
+            for name, resolved in touched[origin].items():
+                if resolved.provenance:
+                    by_name[name] = resolved.provenance
+                else:
+                    by_name.pop(name, None)
+            self._by_name[origin] = by_name
             changes = per_zone.get(origin, {})
-            desired = current.updated(changes, provenance)
+            desired = current.updated(changes, ProvenanceMap(by_name))
             self.zones[origin] = desired
             if changes:
                 zones.append(_zone_changes(current, desired, changes))
         return plan.Changes(tuple(zones))
 
-    def _resolve(self, name: str) -> Resolved:
+    def _resolve(self, name: str, delta: Mapping[Claim, int] | None = None) -> Resolved:
         claims = self._claims.get(name)
         frame = self._frames.get(name)
         if not claims and frame is None:
+            self._aggregates.pop(name, None)
             return _EMPTY
-        zone = names.zone_for(name, self._zones)
+        aggregate = self._aggregates.get(name)
+        if aggregate is not None:
+            if delta is not None and all(_Aggregate.takes(claim) for claim in delta):
+                return aggregate.apply(delta)
+            del self._aggregates[name]
+        zone = names.zone_for(name, self._zone_set)
+        if (
+            claims
+            and len(claims) >= AGGREGATE_MIN
+            and zone is not None
+            and frame is None
+            and name not in self._reserved
+            and all(_Aggregate.takes(claim) for claim in claims)
+        ):
+            aggregate = self._aggregates[name] = _Aggregate(name, claims)
+            return aggregate.resolved()
         return resolve_name(name, zone, claims or (), name in self._reserved, frame)
 
     def _commit_all(self) -> plan.Changes:
@@ -255,6 +293,7 @@ class RecordIndex:
         settings = self.settings
         zones = set(settings.domains) | set(self._zone_refs)
         self._zones = tuple(sorted(zones, key=name_key))
+        self._zone_set = frozenset(zones)
         self._reserved = frozenset(
             nameserver_name(zone, settings) for zone in zones if not zone.endswith(".arpa.")
         )
@@ -265,34 +304,35 @@ class RecordIndex:
             self._frames.update(frame)
         self._claims = {}
         self._made = {}
+        self._aggregates = {}
         for record in self._counts:
             self._contribute(record)
         self._resolved = {}
-        by_zone: dict[str, list[Resolved]] = {zone: [] for zone in self._zones}
+        by_zone: dict[str, list[tuple[str, Resolved]]] = {zone: [] for zone in self._zones}
         for name in set(self._claims) | set(self._frames):
             resolved = self._resolve(name)
             if resolved is _EMPTY:
                 continue
             self._resolved[name] = resolved
-            home = names.zone_for(name, self._zones)
+            home = names.zone_for(name, self._zone_set)
             if home is not None:
-                by_zone[home].append(resolved)
+                by_zone[home].append((name, resolved))
         self._dirty.clear()
         self._rebuild = False
         self._conflicts = None
         before = self.zones
-        self.zones = {zone: _zone(zone, soas[zone], by_zone[zone]) for zone in self._zones}
+        self.zones = {}
+        self._by_name = {}
+        for zone in self._zones:
+            by_name = self._by_name[zone] = {}
+            rrsets: list[RRset] = []
+            for name, resolved in by_zone[zone]:
+                rrsets.extend(resolved.rrsets)
+                if resolved.provenance:
+                    by_name[name] = resolved.provenance
+            rrsets.sort(key=lambda r: (name_key(r.name), type_key(r.rdtype)))
+            self.zones[zone] = ZoneContent(zone, soas[zone], tuple(rrsets), ProvenanceMap(by_name))
         return plan.calculate(before, self.zones)
-
-
-def _zone(origin: str, soa: Soa, resolved: list[Resolved]) -> ZoneContent:
-    rrsets: list[RRset] = []
-    provenance: dict[RRKey, tuple[Provenance, ...]] = {}
-    for item in resolved:
-        rrsets.extend(item.rrsets)
-        provenance.update(item.provenance)
-    rrsets.sort(key=lambda r: (name_key(r.name), type_key(r.rdtype)))
-    return ZoneContent(origin, soa, tuple(rrsets), provenance)
 
 
 def _zone_changes(
@@ -305,3 +345,110 @@ def _zone_changes(
         if old != new:
             rrsets.append(plan.RRsetChange(name, rdtype, old, new))
     return plan.ZoneChanges(current.origin, current, desired, tuple(rrsets))
+
+
+class _Texts:
+    """One type's RRs at an aggregated name: each text with the provenances claiming it,
+    the TTLs claimed (the RRset takes the lowest), and the texts in canonical order."""
+
+    __slots__ = ("dirty", "order", "texts", "ttls")
+
+    def __init__(self) -> None:
+        self.texts: dict[str, dict[Provenance, int]] = {}
+        self.ttls: dict[int, int] = {}
+        self.order: list[tuple[tuple[int, str], str]] = []
+        self.dirty: set[str] = set()
+
+    def count(self, claim: Claim, n: int) -> None:
+        text = claim.text
+        at = self.texts.get(text)
+        if at is None:
+            at = self.texts[text] = {}
+            insort(self.order, (rdata_key(claim.rdtype, text), text))
+        left = at.get(claim.provenance, 0) + n
+        if left > 0:
+            at[claim.provenance] = left
+        else:
+            at.pop(claim.provenance, None)
+            if not at:
+                del self.texts[text]
+                key = (rdata_key(claim.rdtype, text), text)
+                del self.order[bisect_left(self.order, key)]
+        ttls = self.ttls.get(claim.ttl, 0) + n
+        if ttls > 0:
+            self.ttls[claim.ttl] = ttls
+        else:
+            self.ttls.pop(claim.ttl, None)
+        self.dirty.add(text)
+
+
+class _Aggregate:
+    """Incremental resolution of a name where no claim is exclusive and none has a group
+    (so neither rule 1 nor rule 2 applies), typically an aggregated name such as
+    ``east.skydns.local.`` above thousands of services: each type's RRset is the union of
+    its claims, and a claim more or less changes only its own text. SRV is recomputed
+    whole when an SRV claim changes (rule 3 normalises weights over the whole set)."""
+
+    __slots__ = ("name", "provenance", "rrsets", "srv", "types")
+
+    def __init__(self, name: str, claims: Mapping[Claim, int]) -> None:
+        self.name = name
+        self.types: dict[str, _Texts] = {}
+        self.srv: dict[Claim, int] = {}
+        self.rrsets: dict[str, RRset] = {}
+        self.provenance: dict[RRKey, tuple[Provenance, ...]] = {}
+        self.apply(claims)
+
+    @staticmethod
+    def takes(claim: Claim) -> bool:
+        return claim.kind != EXCLUSIVE and not claim.group
+
+    def apply(self, delta: Mapping[Claim, int]) -> Resolved:
+        changed: set[str] = set()
+        for claim, n in delta.items():
+            if not n:
+                continue
+            changed.add(claim.rdtype)
+            if claim.rdtype == "SRV":
+                left = self.srv.get(claim, 0) + n
+                if left > 0:
+                    self.srv[claim] = left
+                else:
+                    self.srv.pop(claim, None)
+                continue
+            texts = self.types.get(claim.rdtype)
+            if texts is None:
+                texts = self.types[claim.rdtype] = _Texts()
+            texts.count(claim, n)
+        for rdtype in changed:
+            self._refresh(rdtype)
+        return self.resolved()
+
+    def _refresh(self, rdtype: str) -> None:
+        name, provenance = self.name, self.provenance
+        if rdtype == "SRV":
+            old = self.rrsets.pop("SRV", None)
+            for text in old.rdatas if old else ():
+                provenance.pop((name, "SRV", text), None)
+            for rrset, sources in rrsets_of(name, list(self.srv)):
+                self.rrsets["SRV"] = rrset
+                provenance.update(sources)
+            return
+        texts = self.types[rdtype]
+        for text in texts.dirty:
+            at = texts.texts.get(text)
+            if at:
+                provenance[(name, rdtype, text)] = sorted_provenance(at)
+            else:
+                provenance.pop((name, rdtype, text), None)
+        texts.dirty.clear()
+        if texts.texts:
+            rdatas = tuple(text for _, text in texts.order)
+            self.rrsets[rdtype] = RRset(name, rdtype, min(texts.ttls), rdatas)
+        else:
+            del self.types[rdtype]
+            self.rrsets.pop(rdtype, None)
+
+    def resolved(self) -> Resolved:
+        rrsets = tuple(sorted(self.rrsets.values(), key=lambda r: type_key(r.rdtype)))
+        return Resolved(rrsets, dict(self.provenance), ())

@@ -8,7 +8,7 @@ Nothing here does I/O.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.core.rdata import name_key, type_key
@@ -185,6 +185,29 @@ def _rrset_key(name: str, rdtype: str) -> tuple[tuple[str, ...], tuple[int, str]
 
 def _key(rrset: RRset) -> tuple[tuple[str, ...], tuple[int, str]]:
     return _rrset_key(rrset.name, rrset.rdtype)
+
+
+class ProvenanceMap(Mapping[RRKey, tuple[Provenance, ...]]):
+    """A zone's provenance as one mapping over per-name maps: a new version of a big zone
+    shares every name's map but the changed ones (the incremental index makes these)."""
+
+    __slots__ = ("_by_name",)
+
+    def __init__(self, by_name: Mapping[str, Mapping[RRKey, tuple[Provenance, ...]]]) -> None:
+        self._by_name = by_name
+
+    def __getitem__(self, key: RRKey) -> tuple[Provenance, ...]:
+        at = self._by_name.get(key[0])
+        if at is None:
+            raise KeyError(key)
+        return at[key]
+
+    def __iter__(self) -> Iterator[RRKey]:
+        for at in self._by_name.values():
+            yield from at
+
+    def __len__(self) -> int:
+        return sum(len(at) for at in self._by_name.values())
 
 
 ZoneSet = Mapping[str, ZoneContent]

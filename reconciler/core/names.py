@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 
@@ -77,8 +78,19 @@ def is_subdomain(name: str, zone: str) -> bool:
     return zone in (".", name) or name.endswith("." + zone)
 
 
-def zone_for(name: str, zones: tuple[str, ...] | list[str] | set[str]) -> str | None:
-    """The longest of ``zones`` that holds ``name``, or None."""
+def zone_for(
+    name: str, zones: tuple[str, ...] | list[str] | set[str] | frozenset[str]
+) -> str | None:
+    """The longest of ``zones`` that holds ``name``, or None. With a (frozen)set, a walk up
+    ``name``'s suffixes: cost in labels, not in zones."""
+    if isinstance(zones, set | frozenset):
+        current = name
+        while True:
+            if current in zones:
+                return current
+            if current == ".":
+                return None
+            current = current.partition(".")[2] or "."
     best: str | None = None
     for zone in zones:
         if is_subdomain(name, zone) and (best is None or len(zone) > len(best)):
@@ -113,8 +125,10 @@ def strip_labels(name: str, count: int, zone: str) -> str:
     return chain[count - 1] if count <= len(chain) else name
 
 
+@lru_cache(maxsize=1 << 16)
 def parse_ip(text: str) -> IPAddress | None:
-    """The address in ``text``, or None when it is not an IPv4/IPv6 address."""
+    """The address in ``text``, or None when it is not an IPv4/IPv6 address (cached: the
+    zone build asks for the same address several times per record)."""
     try:
         return ipaddress.ip_address(text)
     except ValueError:

@@ -7,7 +7,7 @@ IPv6, TXT as quoted strings of at most 255 bytes with RFC 1035 escapes.
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 
 from reconciler.core import names
 
@@ -31,9 +31,16 @@ def name_key(name: str) -> tuple[str, ...]:
 
 def rdata_key(rdtype: str, rdata: str) -> tuple[int, str]:
     """Sort key for rdatas of one RRset: addresses numerically, the rest as text."""
-    if rdtype in ("A", "AAAA"):
-        return (int(ipaddress.ip_address(rdata)), "")
-    return (0, rdata)
+    family = _FAMILIES.get(rdtype)
+    if family is None:
+        return (0, rdata)
+    try:
+        return (int.from_bytes(socket.inet_pton(family, rdata), "big"), "")
+    except OSError:
+        raise ValueError(f"not an {rdtype} address: {rdata!r}") from None
+
+
+_FAMILIES = {"A": socket.AF_INET, "AAAA": socket.AF_INET6}
 
 
 def txt_to_text(strings: tuple[str, ...] | list[str]) -> str:

@@ -23,21 +23,11 @@ class Wakeup:
         """Wake the loop from another thread."""
         loop.call_soon_threadsafe(self.set, reason)
 
-    async def wait(self, quiet: float = 0.02) -> frozenset[str]:
-        """Wait for a trigger, then until ``quiet`` seconds pass without another one (or a
-        tenth of a second in all), so a burst costs one pass. Returns the reasons."""
+    async def wait(self) -> frozenset[str]:
+        """Wait for a trigger; returns every reason set since the last call. No quiet window:
+        the first trigger after idle starts a pass at once, and the triggers that arrive
+        while that pass runs are all returned by the next call (one pass for a burst)."""
         await self._event.wait()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(quiet * 5, 0.1)
-        while True:
-            self._event.clear()
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                await asyncio.wait_for(self._event.wait(), timeout=min(quiet, remaining))
-            except TimeoutError:
-                break
         self._event.clear()
         reasons = frozenset(self._reasons)
         self._reasons.clear()

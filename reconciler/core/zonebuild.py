@@ -60,12 +60,14 @@ CONFIG_OWNER = Owner("config", "settings")
 """Owner of the SOA, the NS records and the nameserver's address."""
 
 _SHARED, _EXCLUSIVE, _AGGREGATED = "shared", "exclusive", "aggregated"
+EXCLUSIVE = _EXCLUSIVE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Claim:
     """One RR someone wants at a name. For SRV, ``srv`` holds (priority, weight, port,
-    target) and ``text`` is filled in once weights are normalised."""
+    target) and ``text`` is filled in once weights are normalised. Claims compare and hash
+    by identity: the index removes exactly the claim objects a record added."""
 
     rdtype: str
     text: str
@@ -126,7 +128,7 @@ def _address(record: Record) -> names.IPAddress | None:
     return None
 
 
-def contributions(record: Record, zones: tuple[str, ...], settings: ZoneSettings) -> Contribution:
+def contributions(record: Record, zones: frozenset[str], settings: ZoneSettings) -> Contribution:
     """The claims ``record`` makes when ``zones`` are served (see the module docstring)."""
     if isinstance(record, Endpoint):
         kind = _EXCLUSIVE if record.rdtype == "CNAME" else _SHARED
@@ -141,7 +143,7 @@ def contributions(record: Record, zones: tuple[str, ...], settings: ZoneSettings
     return _service(record, zones, settings)
 
 
-def _service(record: ServiceRecord, zones: tuple[str, ...], settings: ZoneSettings) -> Contribution:
+def _service(record: ServiceRecord, zones: frozenset[str], settings: ZoneSettings) -> Contribution:
     owner = record.owner
     ttl = settings.default_ttl if record.ttl is None else record.ttl
     zone = names.zone_for(record.name, zones) or record.zone
@@ -227,7 +229,7 @@ def resolve_name(
     ``reserved``: the name is a zone's nameserver; ``frame``: what the configuration puts
     there (SOA and NS aside)."""
     dropped: list[Conflict] = []
-    ordered = sorted(claims, key=_claim_order)
+    ordered = list(claims)  # every rule below gives the same result in any order
     if zone is None:
         for claim in ordered:
             dropped.append(Conflict(name, claim.provenance.owner, None, "is outside every zone"))
@@ -235,16 +237,11 @@ def resolve_name(
     kept = _resolve(name, zone, ordered, reserved, dropped)
     rrsets: list[RRset] = list(frame.rrsets) if frame else []
     provenance: dict[RRKey, tuple[Provenance, ...]] = dict(frame.provenance) if frame else {}
-    for rrset, sources in _rrsets(name, kept):
+    for rrset, sources in rrsets_of(name, kept):
         rrsets.append(rrset)
         provenance.update(sources)
     rrsets.sort(key=lambda r: rdata.type_key(r.rdtype))
     return Resolved(tuple(rrsets), provenance, _unique(dropped))
-
-
-def _claim_order(claim: Claim) -> tuple[Owner, str, str, str, str]:
-    p = claim.provenance
-    return (p.owner, p.field, p.via, claim.rdtype, claim.text)
 
 
 def _unique(conflicts: list[Conflict]) -> tuple[Conflict, ...]:
@@ -326,7 +323,7 @@ def _filter_groups(claims: list[Claim]) -> list[Claim]:
     return kept
 
 
-def _rrsets(
+def rrsets_of(
     name: str, claims: list[Claim]
 ) -> Iterable[tuple[RRset, dict[RRKey, tuple[Provenance, ...]]]]:
     by_type: dict[str, list[Claim]] = defaultdict(list)
@@ -341,12 +338,20 @@ def _rrsets(
         ttl = min(claim.ttl for claim in group)
         yield (
             RRset(name, rdtype, ttl, texts),
-            {(name, rdtype, text): _sorted(sources[text]) for text in texts},
+            {(name, rdtype, text): sorted_provenance(sources[text]) for text in texts},
         )
 
 
-def _sorted(provenances: set[Provenance]) -> tuple[Provenance, ...]:
-    return tuple(sorted(provenances, key=lambda p: (p.owner, p.field, p.via)))
+def sorted_provenance(provenances: Iterable[Provenance]) -> tuple[Provenance, ...]:
+    """Provenances in their stable order (owner, field, via)."""
+    found = tuple(provenances)
+    if len(found) == 1:
+        return found
+    return tuple(sorted(found, key=_provenance_key))
+
+
+def _provenance_key(p: Provenance) -> tuple[str, str, str, str, str]:
+    return (p.owner.source, p.owner.object, p.owner.location, p.field, p.via)
 
 
 def _normalise_weights(claims: list[Claim]) -> list[Claim]:

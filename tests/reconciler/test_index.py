@@ -3,9 +3,11 @@ changed, removed), the zones, conflicts and plan equal what a fresh build gives.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reconciler.core import index as index_module
 from reconciler.core import plan
 from reconciler.core.index import RecordIndex, build
 from reconciler.core.model import Endpoint, Owner, Record, ServiceRecord, ZoneSettings
@@ -85,9 +87,22 @@ def _all(groups: dict[str, tuple[Record, ...]]) -> list[Record]:
     return [record for key in sorted(groups) for record in groups[key]]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps())
-def test_incremental_equals_full(sequence: list[dict[str, tuple[Record, ...]]]) -> None:
+@pytest.mark.parametrize("aggregate_min", [index_module.AGGREGATE_MIN, 1])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sequence=steps())
+def test_incremental_equals_full(
+    aggregate_min: int, sequence: list[dict[str, tuple[Record, ...]]]
+) -> None:
+    """With ``aggregate_min`` 1 every eligible name goes through the per-text path."""
+    saved = index_module.AGGREGATE_MIN
+    index_module.AGGREGATE_MIN = aggregate_min
+    try:
+        _check_sequence(sequence)
+    finally:
+        index_module.AGGREGATE_MIN = saved
+
+
+def _check_sequence(sequence: list[dict[str, tuple[Record, ...]]]) -> None:
     index = RecordIndex(SETTINGS)
     held: dict[str, tuple[Record, ...]] = {}
     before: dict[str, object] = {}
