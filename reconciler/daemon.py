@@ -119,12 +119,14 @@ def docker_options(settings: Settings) -> DockerOptions:
 
 
 def make_sinks(settings: Settings, store: ZoneStore | None) -> list[Sink]:
-    """The sinks ``run`` converges: the zone files, then the in-process server's zones
-    (with the files' serials) when DNS is served."""
+    """The sinks ``run`` converges: the in-process server's zones when DNS is served (with
+    the files' serials), the zone files, then RFC 2136 and etcd when configured."""
     zonefiles = ZoneFileSink(settings.zones)
-    sinks: list[Sink] = [zonefiles]
+    sinks: list[Sink] = []
     if store is not None:
+        # First: the new answers are served before the files are written.
         sinks.append(InProcessSink(store, zonefiles.serial))
+    sinks.append(zonefiles)
     if settings.rfc2136_server:
         from reconciler.config import parse_hostport  # noqa: PLC0415
         from reconciler.sinks.rfc2136 import Rfc2136Config, Rfc2136Sink  # noqa: PLC0415
@@ -274,7 +276,7 @@ async def start_api(
         metrics.Sources(
             dns=service.stats if service is not None else lambda: None,
             reconcile=stats,
-            records=lambda: {n: len(s.records) for n, s in list(source.snapshots.items())},
+            records=lambda: {n: s.count() for n, s in list(source.snapshots.items())},
             zones=zones,
         ),
         settings.metrics_namespace,
@@ -301,7 +303,8 @@ def _network_aware(service: DNSService | None) -> Callable[[Snapshot], None] | N
         return None
 
     def update(snapshot: Snapshot) -> None:
-        service.networks = [ipaddress.ip_network(cidr) for cidr in snapshot.networks]
+        if snapshot.networks is not None:
+            service.networks = [ipaddress.ip_network(cidr) for cidr in snapshot.networks]
 
     return update
 

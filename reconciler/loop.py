@@ -1,9 +1,22 @@
-"""The reconcile loop: one pass recomputes everything, each sink gets only the difference.
+"""The reconcile loop: a pass costs what changed, and a full pass checks that it did.
 
-``Reconciler.run_once()`` reads the source, builds the zones, and for each sink computes the
-plan against what that sink holds and applies it; an empty plan writes nothing.
-``run()`` waits on a ``Wakeup`` (definition changes, a timer, SIGHUP, later Docker events)
-and runs one pass per burst of triggers until told to stop. Called by the CLI's ``run``.
+``Reconciler.run_once()`` asks the source what changed, hands the changed groups to the
+incremental index (``core.index``), and gives each sink the index's plan: the RRsets that
+changed. A sink that has not been converged yet (the first pass), that failed, or any sink
+on a full pass gets a plan against what it says it holds (``sink.current()``), which is
+where drift by other writers is repaired. An empty plan writes nothing.
+
+A full pass (the first, the periodic resync, SIGHUP) also re-reads every source and
+recomputes every zone from scratch, the oracle the incremental state must equal: whatever
+differs (a group a source missed, a name the index got wrong) is repaired, logged and
+counted in ``repairs`` (``dockzone_resync_repairs_total``; zero unless there is a bug).
+
+Sinks may have ``prepare(changes)``: called with their plan before any sink applies (the
+zone file sink assigns SOA serials there, which the in-process server then serves), so the
+in-process server, first in the list, swaps in the new answers before files are written.
+
+``run()`` waits on a ``Wakeup`` and starts a pass at once; triggers during a pass coalesce
+into the next one. Called by the CLI's ``run``.
 """
 
 from __future__ import annotations
@@ -15,9 +28,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.core import plan
-from reconciler.core.model import ZoneSet, ZoneSettings
+from reconciler.core.index import RecordIndex
+from reconciler.core.model import Conflict, ZoneSet, ZoneSettings
 from reconciler.core.triggers import Wakeup, next_wakeup
-from reconciler.core.zonebuild import build
 from reconciler.errors import DockzoneError, ZoneWriteError
 from reconciler.sinks import Sink
 from reconciler.sources import Snapshot, Source
@@ -25,7 +38,10 @@ from reconciler.sources import Snapshot, Source
 log = logging.getLogger(__name__)
 
 MAX_LOGGED_CHANGES = 50
-"""RR changes logged one per line in a pass; beyond that, a count."""
+"""RRset changes logged (a line per RR) in a pass; beyond that, a count."""
+
+FULL_REASONS = frozenset({"resync", "SIGHUP"})
+"""Wakeup reasons that make the next pass a full one."""
 
 
 @dataclass(slots=True)
@@ -40,6 +56,10 @@ class PassReport:
     problems: int = 0
     conflicts: int = 0
     stale: bool = False
+    full: bool = False
+    reasons: tuple[str, ...] = ()
+    repairs: dict[str, int] = field(default_factory=dict)
+    """Full passes: differences the oracle found, by layer (``source``, ``index``)."""
 
     @property
     def changed(self) -> bool:
@@ -60,17 +80,28 @@ class Reconciler:
         self.source = source
         self.settings = settings
         self.sinks = list(sinks)
+        self.index = RecordIndex(settings)
         self.passes = 0
         """Passes completed."""
         self.started = 0
         """Passes started: a pass numbered above this value reads the sources afresh."""
         self.last_report: PassReport | None = None
-        self.zones: ZoneSet = {}
-        """The zones the last pass built (what every sink was converged on)."""
+        self.repairs: dict[str, int] = {"source": 0, "index": 0}
+        """Differences full passes found between the incremental state and a recompute."""
         self.on_report: list[Callable[[PassReport], None]] = []
         """Called after every pass (metrics)."""
+        self._synced: set[str] = set()
         self._done: asyncio.Condition | None = None
         self._reported: set[str] = set()
+
+    @property
+    def zones(self) -> ZoneSet:
+        """The zones the last pass built (what every sink was converged on)."""
+        return self.index.zones
+
+    @property
+    def conflicts(self) -> tuple[Conflict, ...]:
+        return self.index.conflicts
 
     def _condition(self) -> asyncio.Condition:
         if self._done is None:
@@ -84,35 +115,53 @@ class Reconciler:
             await done.wait_for(lambda: self.passes >= number)
         return self.last_report
 
-    async def run_once(self) -> PassReport:
-        """One full pass; errors of one sink do not stop the others."""
+    async def run_once(self, full: bool = False, reasons: tuple[str, ...] = ()) -> PassReport:
+        """One pass (a full one when ``full`` or the first); errors of one sink do not
+        stop the others."""
         self.started += 1
+        full = full or self.passes == 0
         started = time.monotonic()
-        report = PassReport()
-        snapshot = await asyncio.to_thread(self.source.load)
+        report = PassReport(full=full, reasons=reasons)
+        snapshot, changes = await asyncio.to_thread(self._compute, full, report)
         if self.on_snapshot is not None:
             self.on_snapshot(snapshot)
-        result = build(snapshot.records, self.settings)
-        self.zones = result.zones
         report.problems = len(snapshot.problems)
         report.stale = snapshot.stale
-        report.conflicts = len(result.conflicts)
-        self._report_new(list(snapshot.problems) + [f"conflict: {c}" for c in result.conflicts])
+        conflicts = self.index.conflicts
+        report.conflicts = len(conflicts)
+        self._report_new(list(snapshot.problems) + [f"conflict: {c}" for c in conflicts])
+        plans: dict[str, plan.Changes] = {}
         for sink in self.sinks:
             try:
-                changes = plan.calculate(await sink.current(), result.zones)
-                report.changes[sink.name] = changes
-                if changes.is_empty:
-                    continue
+                if full or sink.name not in self._synced:
+                    plans[sink.name] = plan.calculate(await sink.current(), self.index.zones)
+                else:
+                    plans[sink.name] = changes
+            except (DockzoneError, OSError) as exc:
+                self._failed(report, sink, exc)
+        for sink in self.sinks:
+            prepare = getattr(sink, "prepare", None)
+            if prepare is not None and sink.name in plans:
+                prepare(plans[sink.name])
+        for sink in self.sinks:
+            if sink.name not in plans:
+                continue
+            changes = plans[sink.name]
+            report.changes[sink.name] = changes
+            if changes.is_empty:
+                self._synced.add(sink.name)
+                continue
+            try:
                 outcome = await sink.apply(changes)
             except (DockzoneError, OSError) as exc:
-                report.errors.append(f"{sink.name}: {exc}")
-                log.error("%s: %s", sink.name, exc)
+                self._failed(report, sink, exc)
                 continue
+            self._synced.add(sink.name)
             for error in getattr(outcome, "errors", ()):
                 if isinstance(error, ZoneWriteError):
                     report.errors.append(str(error))
                     log.error("%s", error)
+                    self._synced.discard(sink.name)
         report.seconds = time.monotonic() - started
         report.finished = time.time()
         self.passes += 1
@@ -124,6 +173,62 @@ class Reconciler:
         async with done:
             done.notify_all()
         return report
+
+    def _failed(self, report: PassReport, sink: Sink, exc: Exception) -> None:
+        report.errors.append(f"{sink.name}: {exc}")
+        log.error("%s: %s", sink.name, exc)
+        self._synced.discard(sink.name)
+
+    def _compute(self, full: bool, report: PassReport) -> tuple[Snapshot, plan.Changes]:
+        """Read the sources and update the index (in a thread): the snapshot and the plan
+        of what changed since the last pass."""
+        first = self.passes == 0
+        snapshot = self.source.load(full)
+        if full and not first:
+            self._check_sources(snapshot, report)
+        self.index.update(snapshot.groups, snapshot.complete)
+        changes = self.index.commit()
+        if full and not first:
+            self._check_index(report)
+        return snapshot, changes
+
+    def _check_sources(self, snapshot: Snapshot, report: PassReport) -> None:
+        """The oracle, first half: groups a complete re-read found different from what the
+        sources had reported (a missed trigger)."""
+        held = self.index.groups()
+        missed = sorted(
+            key
+            for key in set(held) | set(snapshot.groups)
+            if held.get(key, ()) != snapshot.groups.get(key, ())
+        )
+        if missed:
+            self._repaired(report, "source", len(missed), ", ".join(missed[:10]))
+
+    def _check_index(self, report: PassReport) -> None:
+        """The oracle, second half: a recompute from scratch must equal the incremental
+        zones; when it does not, the recompute wins (on a full pass every sink is planned
+        against what it holds, so the sinks follow)."""
+        fresh = RecordIndex(self.settings)
+        fresh.update(self.index.groups(), complete=True)
+        fresh.commit()
+        if fresh.zones == self.index.zones and fresh.conflicts == self.index.conflicts:
+            return
+        wrong = plan.calculate(self.index.zones, fresh.zones)
+        count = sum(len(zone.rrsets) for zone in wrong.zones) or 1
+        names = sorted({change.name for zone in wrong.zones for change in zone.rrsets})
+        self._repaired(report, "index", count, ", ".join(names[:10]) or "conflicts")
+        self.index = fresh
+
+    def _repaired(self, report: PassReport, layer: str, count: int, what: str) -> None:
+        report.repairs[layer] = report.repairs.get(layer, 0) + count
+        self.repairs[layer] = self.repairs.get(layer, 0) + count
+        log.error(
+            "resync: the incremental %s state differed from a full recompute in %d places "
+            "(%s); repaired. This is a bug: please report it.",
+            layer,
+            count,
+            what,
+        )
 
     def _report_new(self, problems: list[str]) -> None:
         """Warn once per problem, not on every pass it persists."""
@@ -138,9 +243,6 @@ class Reconciler:
         if changes is None:
             log.debug("pass %d: no changes (%.3fs)", self.passes, report.seconds)
             return
-        lines = [
-            line for zone in changes.zones for change in zone.rrsets for line in change.lines()
-        ]
         counts = {
             a: sum(z.count(a) for z in changes.zones) for a in ("added", "removed", "changed")
         }
@@ -153,17 +255,24 @@ class Reconciler:
             counts["changed"],
             report.seconds,
         )
-        for line in lines[:MAX_LOGGED_CHANGES]:
-            log.info("%s", line)
-        if len(lines) > MAX_LOGGED_CHANGES:
-            log.info("... and %d more record changes", len(lines) - MAX_LOGGED_CHANGES)
+        logged = 0
+        total = sum(len(zone.rrsets) for zone in changes.zones)
+        for zone in changes.zones:
+            for change in zone.rrsets:
+                if logged == MAX_LOGGED_CHANGES:
+                    log.info("... and %d more RRset changes", total - logged)
+                    return
+                for line in change.lines():
+                    log.info("%s", line)
+                logged += 1
 
     async def run(self, wakeup: Wakeup, stop: asyncio.Event) -> None:
-        """Pass, then one pass per burst of wakeups, until ``stop`` is set."""
+        """Pass, then a pass as soon as a trigger arrives, until ``stop`` is set; triggers
+        that arrive during a pass coalesce into the next one."""
         await self.run_once()
         while (reasons := await next_wakeup(wakeup, stop)) is not None:
             log.debug("woken by %s", ", ".join(sorted(reasons)))
-            await self.run_once()
+            await self.run_once(full=bool(reasons & FULL_REASONS), reasons=tuple(sorted(reasons)))
 
 
 async def resync_timer(wakeup: Wakeup, interval: float, stop: asyncio.Event) -> None:

@@ -25,7 +25,7 @@ from reconciler.atomicio import atomic_write, fsync_directory
 from reconciler.core import rdata
 from reconciler.core.model import RRset, Soa, ZoneContent, ZoneSet
 from reconciler.core.plan import Changes
-from reconciler.core.serials import next_serial
+from reconciler.core.serials import next_serial, serial_lt
 from reconciler.errors import ZoneWriteError
 from reconciler.render import ZONE_HEADER, render_zone
 
@@ -135,6 +135,30 @@ def load_zone_files(directory: Path) -> dict[str, ZoneFile]:
     return found
 
 
+def _ours(path: Path) -> tuple[bool, bool]:
+    """(dockzone may write ``path``, the file exists)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(ZONE_HEADER))
+    except FileNotFoundError:
+        return True, False
+    except OSError:
+        return False, True
+    return head == ZONE_HEADER.encode(), True
+
+
+def _head_serial(path: Path) -> int | None:
+    """The SOA serial of a zone file dockzone wrote (the SOA is among its first lines)."""
+    try:
+        with path.open(encoding="utf-8") as file:
+            head = file.read(4096)
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not head.startswith(ZONE_HEADER):
+        return None
+    return _soa_serial(head)
+
+
 def _soa_serial(text: str) -> int | None:
     for line in text.splitlines():
         parts = line.split()
@@ -144,24 +168,48 @@ def _soa_serial(text: str) -> int | None:
 
 
 class ZoneFileSink:
-    """Zone files in ``directory``; ``clock`` gives seconds since the epoch (for serials)."""
+    """Zone files in ``directory``; ``clock`` gives seconds since the epoch (for serials).
+
+    The serials are kept in memory once read (the state file and the zone files' SOAs, at
+    the first use); ``prepare(changes)`` assigns the serials of the zones a plan will write,
+    so other sinks (the in-process server, through ``serial``) serve the same serial before
+    the file is written. ``apply`` reads only the files of the zones it writes.
+    """
 
     name = "zonefiles"
 
     def __init__(self, directory: Path, clock: Callable[[], float] = time.time) -> None:
         self.directory = directory
         self.clock = clock
+        self._serials: dict[str, int] | None = None
+        self._prepared: dict[str, int] = {}
 
     def files(self) -> dict[str, ZoneFile]:
         return load_zone_files(self.directory)
 
     async def current(self) -> ZoneSet:
-        """The zones dockzone wrote and can read back."""
+        """The zones dockzone wrote and can read back (every file is read: full passes)."""
+        files = self.files()
+        known = self._book()
+        for origin, file in files.items():
+            serial = file.serial if file.ours else None
+            if serial is not None and (origin not in known or serial_lt(known[origin], serial)):
+                known[origin] = serial  # edited by hand with a higher serial
         return {
             origin: file.content
-            for origin, file in self.files().items()
+            for origin, file in files.items()
             if file.ours and file.content is not None
         }
+
+    def prepare(self, changes: Changes) -> None:
+        """Assign the serials of the zones ``changes`` writes (``apply`` uses them)."""
+        known = self._book()
+        now = int(self.clock())
+        for zone in changes.zones:
+            if zone.desired is not None:
+                serial = next_serial(known.get(zone.origin), now)
+                known[zone.origin] = serial
+                self._prepared[zone.origin] = serial
 
     async def apply(self, changes: Changes) -> ApplyReport:
         """Write the changed zones, delete the zones no longer wanted. A zone that cannot
@@ -170,12 +218,13 @@ class ZoneFileSink:
         if changes.is_empty:
             return report
         self.directory.mkdir(parents=True, exist_ok=True)
-        files = self.files()
-        state = self._load_state()
+        known = self._book()
+        written = False
         for zone in changes.zones:
             path = self.directory / zone_file_name(zone.origin)
-            existing = files.get(zone.origin)
-            if existing is not None and not existing.ours:
+            ours, on_disk = _ours(path)
+            if not ours:
+                self._prepared.pop(zone.origin, None)
                 report.errors.append(
                     ZoneWriteError(
                         zone.origin,
@@ -185,20 +234,14 @@ class ZoneFileSink:
                 )
                 continue
             if zone.desired is None:
-                if existing is not None:
+                if on_disk:
                     path.unlink()
                     fsync_directory(self.directory)
                     report.deleted.append(path)
                 continue
-            previous = max(
-                (
-                    s
-                    for s in (state.get(zone.origin), existing.serial if existing else None)
-                    if s is not None
-                ),
-                default=None,
-            )
-            serial = next_serial(previous, int(self.clock()))
+            serial = self._prepared.pop(zone.origin, None)
+            if serial is None:
+                serial = next_serial(known.get(zone.origin), int(self.clock()))
             try:
                 atomic_write(path, render_zone(zone.desired, serial))
             except OSError as exc:
@@ -206,25 +249,35 @@ class ZoneFileSink:
                     ZoneWriteError(zone.origin, str(path), os.strerror(exc.errno or 0) or str(exc))
                 )
                 continue
-            state[zone.origin] = serial
+            known[zone.origin] = serial
+            written = True
             report.written.append(path)
-        self._save_state(state)
+        if written:
+            self._save_state(known)
         return report
 
     def serial(self, origin: str) -> int | None:
-        """The serial of ``origin``'s zone file as last written (None: never written)."""
-        known = [self._load_state().get(origin)]
-        try:
-            text = (self.directory / zone_file_name(origin)).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            text = ""
-        if text.startswith(ZONE_HEADER):
-            known.append(_soa_serial(text))
-        return max((s for s in known if s is not None), default=None)
+        """The serial of ``origin``'s zone as last written or prepared (None: never)."""
+        return self._book().get(origin)
 
     def serials(self) -> dict[str, int]:
-        """The highest serial written per zone (the state file; no zone file is read)."""
-        return self._load_state()
+        """The highest serial written per zone."""
+        return dict(self._book())
+
+    def _book(self) -> dict[str, int]:
+        """Serials by zone: the state file and the SOAs of dockzone's zone files, read once."""
+        if self._serials is None:
+            known = self._load_state()
+            if self.directory.is_dir():
+                for path in self.directory.glob("db.*"):
+                    origin = path.name[3:] + "." if path.name != "db.root" else "."
+                    serial = _head_serial(path)
+                    if serial is not None and (
+                        known.get(origin) is None or serial_lt(known[origin], serial)
+                    ):
+                        known[origin] = serial
+            self._serials = known
+        return self._serials
 
     def _load_state(self) -> dict[str, int]:
         try:

@@ -41,24 +41,35 @@ class EtcdSource:
         self.instance = instance
         self.zones = zones
         self.poll_interval = poll_interval
-        self._last: tuple[ServiceRecord, ...] = ()
+        self._parsed: dict[str, tuple[int, ServiceRecord | None, str]] = {}
+        """Per key: (mod_revision, record or None, problem); a key is parsed once per
+        revision."""
 
-    def load(self) -> Snapshot:
+    def load(self, full: bool = False) -> Snapshot:
+        """Every entry as a group of its own (key -> one record); only keys whose revision
+        changed are parsed again."""
         try:
             _, kvs = self.client.range_prefix(self.prefix + "/")
         except EtcdError as exc:
-            return Snapshot(self._last, (f"etcd source: {exc} (keeping the last records)",), True)
-        records: list[ServiceRecord] = []
-        problems: list[str] = []
+            problem = f"etcd source: {exc} (keeping the last records)"
+            return Snapshot({}, False, (problem,), True)
+        parsed: dict[str, tuple[int, ServiceRecord | None, str]] = {}
         for kv in kvs:
             if is_own_key(kv.key, self.instance):
                 continue
+            known = self._parsed.get(kv.key)
+            if known is not None and known[0] == kv.mod_revision and not full:
+                parsed[kv.key] = known
+                continue
             try:
-                records.append(record_from_entry(kv.key, kv.value, self.prefix, self.zones))
+                record = record_from_entry(kv.key, kv.value, self.prefix, self.zones)
+                parsed[kv.key] = (kv.mod_revision, record, "")
             except ValueError as exc:
-                problems.append(f"etcd {kv.key}: {exc} (entry skipped)")
-        self._last = tuple(records)
-        return Snapshot(self._last, tuple(problems))
+                parsed[kv.key] = (kv.mod_revision, None, f"etcd {kv.key}: {exc} (entry skipped)")
+        self._parsed = parsed
+        groups = {key: (record,) if record else () for key, (_, record, _) in parsed.items()}
+        problems = tuple(problem for _, _, problem in parsed.values() if problem)
+        return Snapshot(groups, True, problems)
 
     def _fingerprint(self) -> frozenset[tuple[str, int]] | None:
         try:

@@ -52,14 +52,15 @@ class KubernetesSource:
         with self._lock:
             return self._records.get(key, ())
 
-    def load(self) -> Snapshot:
-        """Every held record, in CR key order (stable across passes)."""
+    def load(self, full: bool = False) -> Snapshot:
+        """Every held record, a group per CR (the loop diffs them: unchanged CRs cost
+        nothing downstream)."""
         with self._lock:
-            records = tuple(r for key in sorted(self._records) for r in self._records[key])
+            groups = dict(self._records)
             problems = tuple(
                 f"servicerecord {key}: {problem}" for key, problem in sorted(self._problems.items())
             )
-        return Snapshot(records, problems)
+        return Snapshot(groups, True, problems)
 
     async def watch(self, wakeup: Wakeup, stop: asyncio.Event) -> None:
         """Nothing to watch: the kopf handlers wake the loop. Returns when ``stop`` is set."""
