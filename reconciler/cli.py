@@ -17,7 +17,7 @@ from typing import TextIO
 
 import yaml
 
-from reconciler import __version__, daemon, logs
+from reconciler import __version__, logs
 from reconciler.atomicio import write_if_changed
 from reconciler.config import OPTIONS, Settings, listen_addresses, resolve
 from reconciler.core import names, plan
@@ -296,7 +296,18 @@ def cmd_apply(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     if args.log_level == "WARNING":
         logs.configure("INFO")  # a daemon says what it changes
-    return asyncio.run(daemon.run(ctx.settings, ctx.err))
+    from reconciler import warm  # noqa: PLC0415 - DNS answers before the heavy imports
+
+    try:
+        early = warm.start(ctx.settings)
+    except OSError as exc:
+        print(
+            f"dockzone: cannot serve DNS on {ctx.settings.dns}: {exc.strerror or exc}", file=ctx.err
+        )
+        return 1
+    from reconciler import daemon  # noqa: PLC0415 - aiohttp, docker: after the DNS socket
+
+    return asyncio.run(daemon.run(ctx.settings, ctx.err, early))
 
 
 def cmd_operator(ctx: Context, args: argparse.Namespace) -> int:
@@ -310,6 +321,8 @@ def cmd_operator(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
     if args.log_level == "WARNING":
         logs.configure("INFO")
+    from reconciler import daemon  # noqa: PLC0415
+
     return asyncio.run(daemon.serve(ctx.settings, ctx.err))
 
 

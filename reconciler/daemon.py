@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, TextIO
 from aiohttp import web
 from watchfiles import awatch
 
-from dnsserver import DNSService, Forwarder, ZoneDirectory, ZoneStore
-from reconciler.config import Settings, listen_addresses, parse_hostport
+from dnsserver import DNSService, ZoneDirectory, ZoneStore
+from reconciler.config import Settings, parse_hostport
 from reconciler.core.triggers import Wakeup, next_wakeup
 from reconciler.errors import ConfigError
 from reconciler.loop import Reconciler, resync_timer
@@ -31,31 +31,12 @@ from reconciler.sinks.zonefiles import ZoneFileSink
 from reconciler.sources import MergedSource, Snapshot, Source
 from reconciler.sources.docker import DockerOptions, DockerSource
 from reconciler.sources.files import FilesSource
+from reconciler.warm import Early, start, start_dns
 
 if TYPE_CHECKING:
     from reconciler.etcdclient import EtcdClient
 
 log = logging.getLogger(__name__)
-
-
-def make_forwarder(settings: Settings) -> Forwarder | None:
-    """The upstreams for names outside the zones: ``--nameserver``, else the system's
-    resolv.conf; None with ``--no-rec`` (REFUSED) or when there is none."""
-    if settings.no_rec:
-        return None
-    if settings.nameserver:
-        return Forwarder(list(settings.nameserver))
-    return Forwarder.from_resolv_conf()
-
-
-def start_dns(settings: Settings, store: ZoneStore) -> DNSService | None:
-    """Start the DNS server on ``--dns`` (None for ``off``). Raises OSError."""
-    listen = listen_addresses(settings.dns)
-    if not listen:
-        return None
-    service = DNSService(store, listen, forwarder=make_forwarder(settings), rotate=settings.rotate)
-    service.start()
-    return service
 
 
 def _signals(stop: asyncio.Event, hup: Callable[[], None]) -> None:
@@ -182,21 +163,37 @@ def check_api(settings: Settings) -> str:
     return token
 
 
-async def run(settings: Settings, err: TextIO) -> int:
-    """The daemon. Returns the exit code."""
+async def run(settings: Settings, err: TextIO, early: Early | None = None) -> int:
+    """The daemon; ``early`` is the DNS server ``warm.start`` already started on the last
+    written zones (started here when None). Returns the exit code."""
     try:
         token = check_api(settings)
     except ConfigError as exc:
         print(f"dockzone: {exc}", file=err)
+        if early is not None and early.service is not None:
+            early.service.stop()
         return 2
-    store = ZoneStore()
-    try:
-        service = start_dns(settings, store)
-    except OSError as exc:
-        print(f"dockzone: cannot serve DNS on {settings.dns}: {exc.strerror or exc}", file=err)
-        return 1
+    if early is None:
+        try:
+            early = start(settings)
+        except OSError as exc:
+            print(f"dockzone: cannot serve DNS on {settings.dns}: {exc.strerror or exc}", file=err)
+            return 1
+    store, service = early.store, early.service
+    if early.zones:
+        log.info(
+            "warm start: serving %d zones (%d records) from %s, loaded in %.3fs",
+            early.zones,
+            early.records,
+            settings.zones,
+            early.seconds,
+        )
     source = MergedSource(make_sources(settings))
     sinks = make_sinks(settings, store if service is not None else None)
+    zonefiles = next(s for s in sinks if isinstance(s, ZoneFileSink))
+    for sink in sinks:
+        if isinstance(sink, InProcessSink) and early.zones:
+            sink.adopt(zonefiles.current)
     reconciler = Reconciler(
         source, settings.zone_settings(), sinks, on_snapshot=_network_aware(service)
     )

@@ -10,8 +10,7 @@ from __future__ import annotations
 import importlib.resources
 from functools import cache
 from pathlib import Path
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from reconciler.core.model import ZoneContent
 
@@ -19,8 +18,14 @@ ZONE_HEADER = "; dockzone zone file for "
 """First line of every zone file dockzone writes; files without it are not dockzone's."""
 
 
+if TYPE_CHECKING:
+    import jinja2
+
+
 @cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # noqa: PLC0415 - only when a template is rendered: keeps `run` fast to start
+
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(importlib.resources.files("reconciler.templates"))),
         undefined=jinja2.StrictUndefined,

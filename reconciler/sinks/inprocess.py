@@ -1,19 +1,27 @@
-"""The in-process DNS server as a sink: built zones go straight into ``dnsserver``'s
+"""The in-process DNS server as a sink: RRset changes go straight into ``dnsserver``'s
 ``ZoneStore``, no zone file parsing in between.
 
-Only the zones in the plan are rebuilt; the store swaps one reference, so a query sees the
-old zone set or the new one. The SOA serial comes from ``serial_of`` (the zone file sink's,
-so the server and the files agree); without one the sink keeps its own. Used by ``run``.
+A zone the server already holds is patched (``ZoneStore.patch``): only the changed RRsets
+are converted to wire form, the store swaps one reference (a query sees the old zones or
+the new ones, never a mix), and the server keeps its cached answers for every name the
+patch did not touch. A zone the server does not hold yet is built whole. The SOA serial
+comes from ``serial_of`` (the zone file sink's, assigned before any sink applies, so the
+server and the files agree); without one the sink keeps its own.
+
+Warm start: when the daemon has loaded the last written zone files into the store before
+the first pass, ``adopt(source)`` tells the sink how to read what those files hold, so the
+first pass patches the served zones instead of rebuilding them. Used by ``run``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from dnsserver import Zone, ZoneStore
+from dnsserver import PatchKey, Zone, ZoneStore, rrset_from_text
+from dnsserver import RRset as WireRRset
 from reconciler.core.model import ZoneContent, ZoneSet
-from reconciler.core.plan import Changes
+from reconciler.core.plan import Changes, ZoneChanges
 from reconciler.core.serials import next_serial
 
 
@@ -44,27 +52,74 @@ class InProcessSink:
         self.clock = clock
         self._held: dict[str, ZoneContent] = {}
         self._serials: dict[str, int] = {}
+        self._adopt: Callable[[], Awaitable[ZoneSet]] | None = None
+
+    def adopt(self, read: Callable[[], Awaitable[ZoneSet]]) -> None:
+        """The store serves zones loaded from files; ``read()`` returns what those files
+        hold. The first ``current()`` takes from it the zones the store serves with the same
+        serial, so the first pass patches them."""
+        self._adopt = read
 
     async def current(self) -> ZoneSet:
+        if self._adopt is not None:
+            read, self._adopt = self._adopt, None
+            served = self.store.snapshot().zones
+            for origin, content in (await read()).items():
+                zone = served.get(origin)
+                serial = self.serial_of(origin) if self.serial_of else None
+                if zone is not None and serial is not None and zone.serial == serial:
+                    self._held[origin] = content
+                    self._serials[origin] = serial
         return dict(self._held)
 
     async def apply(self, changes: Changes) -> None:
         if changes.is_empty:
             return
-        built: dict[str, Zone] = {}
+        served = self.store.snapshot().zones
+        whole: dict[str, Zone] = {}
+        patches: dict[str, dict[PatchKey, WireRRset | None]] = {}
         removed: set[str] = set()
         for zone in changes.zones:
+            origin = zone.origin
             if zone.desired is None:
-                removed.add(zone.origin)
+                if origin in served:
+                    removed.add(origin)
                 continue
-            serial = self.serial_of(zone.origin) if self.serial_of else None
-            if serial is None:
-                serial = next_serial(self._serials.get(zone.origin), int(self.clock()))
-            built[zone.origin] = Zone.from_records(zone.origin, zone_records(zone.desired, serial))
-            self._serials[zone.origin] = serial
-        self.store.update(built, removed)  # one swap for the whole pass
+            serial = self._serial(origin)
+            if zone.current is None or origin not in served or origin not in self._held:
+                whole[origin] = Zone.from_records(origin, zone_records(zone.desired, serial))
+            else:
+                patches[origin] = self._patch(zone, serial)
+            self._serials[origin] = serial
+        self.store.patch(patches, zones=whole, removed=removed)  # one swap for the pass
         for origin in removed:
             self._held.pop(origin, None)
+            self._serials.pop(origin, None)
         for zone in changes.zones:
             if zone.desired is not None:
                 self._held[zone.origin] = zone.desired
+
+    def _serial(self, origin: str) -> int:
+        serial = self.serial_of(origin) if self.serial_of else None
+        if serial is None:
+            serial = next_serial(self._serials.get(origin), int(self.clock()))
+        return serial
+
+    def _patch(self, zone: ZoneChanges, serial: int) -> dict[PatchKey, WireRRset | None]:
+        origin = zone.origin
+        patch: dict[PatchKey, WireRRset | None] = {}
+        for change in zone.rrsets:
+            new = change.new
+            patch[(change.name, change.rdtype)] = (
+                None
+                if new is None
+                else rrset_from_text(origin, new.name, new.rdtype, new.ttl, new.rdatas)
+            )
+        desired = zone.desired
+        assert desired is not None
+        if self._serials.get(origin) != serial or zone.soa_changed:
+            soa = desired.soa
+            patch[(origin, "SOA")] = rrset_from_text(
+                origin, origin, "SOA", soa.ttl, [soa.to_text(serial)]
+            )
+        return patch

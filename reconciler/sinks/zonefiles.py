@@ -108,31 +108,56 @@ def _sorted_rdatas(rdtype: str, texts: list[str]) -> tuple[str, ...]:
     return tuple(sorted(texts, key=lambda text: rdata.rdata_key(rdtype, text)))
 
 
-def load_zone_files(directory: Path) -> dict[str, ZoneFile]:
-    """Every ``db.*`` file in ``directory``, by origin."""
+FileStamp = tuple[int, int, int]
+"""(inode, size, mtime in ns): a file read before and unchanged since is not parsed again."""
+
+
+def load_zone_files(
+    directory: Path, memo: dict[Path, tuple[FileStamp, ZoneFile]] | None = None
+) -> dict[str, ZoneFile]:
+    """Every ``db.*`` file in ``directory``, by origin. ``memo`` keeps what was read by
+    file stamp, so a file unchanged since the last call is not parsed again."""
     found: dict[str, ZoneFile] = {}
     if not directory.is_dir():
         return found
+    seen: set[Path] = set()
     for path in sorted(directory.glob("db.*")):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
         if not path.is_file():
             continue
         origin = path.name[3:] + "." if path.name != "db.root" else "."
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            found[origin] = ZoneFile(origin, path, False, None, None)
+        stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        known = memo.get(path) if memo is not None else None
+        if known is not None and known[0] == stamp:
+            found[origin] = known[1]
+            seen.add(path)
             continue
-        if not text.startswith(ZONE_HEADER):
-            found[origin] = ZoneFile(origin, path, False, None, None)
-            continue
-        try:
-            content, serial = parse_zone_text(text)
-        except (ValueError, ArithmeticError) as exc:
-            log.warning("%s: cannot read back (%s); it will be rewritten", path, exc)
-            found[origin] = ZoneFile(origin, path, True, _soa_serial(text), None)
-            continue
-        found[origin] = ZoneFile(origin, path, True, serial, content)
+        found[origin] = _read_zone_file(origin, path)
+        if memo is not None:
+            memo[path] = (stamp, found[origin])
+            seen.add(path)
+    if memo is not None:
+        for gone in set(memo) - seen:
+            del memo[gone]
     return found
+
+
+def _read_zone_file(origin: str, path: Path) -> ZoneFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ZoneFile(origin, path, False, None, None)
+    if not text.startswith(ZONE_HEADER):
+        return ZoneFile(origin, path, False, None, None)
+    try:
+        content, serial = parse_zone_text(text)
+    except (ValueError, ArithmeticError) as exc:
+        log.warning("%s: cannot read back (%s); it will be rewritten", path, exc)
+        return ZoneFile(origin, path, True, _soa_serial(text), None)
+    return ZoneFile(origin, path, True, serial, content)
 
 
 def _ours(path: Path) -> tuple[bool, bool]:
@@ -183,9 +208,10 @@ class ZoneFileSink:
         self.clock = clock
         self._serials: dict[str, int] | None = None
         self._prepared: dict[str, int] = {}
+        self._memo: dict[Path, tuple[FileStamp, ZoneFile]] = {}
 
     def files(self) -> dict[str, ZoneFile]:
-        return load_zone_files(self.directory)
+        return load_zone_files(self.directory, self._memo)
 
     async def current(self) -> ZoneSet:
         """The zones dockzone wrote and can read back (every file is read: full passes)."""
