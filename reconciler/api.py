@@ -151,8 +151,8 @@ def _is_api(owner: Owner) -> bool:
 def other_services(state: ApiState) -> dict[str, Service]:
     """The services of every source but the API, from the last pass's snapshots."""
     found: dict[str, Service] = {}
-    for snapshot in list(state.source.snapshots.values()):
-        for record in snapshot.records:
+    for view in list(state.source.snapshots.values()):
+        for record in view.records:
             if _is_api(record.owner):
                 continue
             service_id = _service_id(record.owner)
@@ -490,8 +490,15 @@ def _check_directory(state: ApiState) -> None:
         )
 
 
-async def _converge(state: ApiState, reason: str) -> PassReport | None:
-    """Wake the loop and wait for a pass that started after now; None on timeout."""
+async def _converge(state: ApiState, reason: str, path: Path | None = None) -> PassReport | None:
+    """Tell the sources ``path`` changed (so the next pass reads it without waiting for
+    the file watcher), wake the loop and wait for a pass that started after now; None on
+    timeout."""
+    if path is not None:
+        for source in state.source.sources:
+            touch = getattr(source, "touch", None)
+            if touch is not None:
+                touch(path)
     number = state.reconciler.started + 1
     state.wakeup.set(reason)
     try:
@@ -583,7 +590,7 @@ async def _store(
         text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
         await asyncio.to_thread(atomic_write, path, text)
         log.info("API: %s %s", "replaced" if existing else "created", state.label(service_id))
-        report = await _converge(state, "api")
+        report = await _converge(state, "api", path)
     service = await asyncio.to_thread(find_service, state, service_id)
     assert service is not None
     status = 202 if report is None else (200 if existing else 201)
@@ -603,7 +610,7 @@ async def delete_service(request: web.Request) -> web.Response:
             raise _owned_elsewhere(service)
         await asyncio.to_thread(_unlink, path)
         log.info("API: deleted %s", state.label(service_id))
-        report = await _converge(state, "api")
+        report = await _converge(state, "api", path)
     return web.json_response(
         {"id": service_id, "deleted": True}, status=202 if report is None else 200
     )

@@ -78,8 +78,8 @@ class Reconciler:
     ) -> None:
         self.on_snapshot = on_snapshot
         self.source = source
-        self.settings = settings
         self.sinks = list(sinks)
+        self._settings = settings
         self.index = RecordIndex(settings)
         self.passes = 0
         """Passes completed."""
@@ -93,6 +93,22 @@ class Reconciler:
         self._synced: set[str] = set()
         self._done: asyncio.Condition | None = None
         self._reported: set[str] = set()
+
+    @property
+    def settings(self) -> ZoneSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: ZoneSettings) -> None:
+        """New zone settings (``PUT /set/ttl``): every zone is derived again next pass, and
+        every sink is planned against what it holds."""
+        if settings == self._settings:
+            return
+        self._settings = settings
+        groups = self.index.groups()
+        self.index = RecordIndex(settings)
+        self.index.update(groups, complete=True)
+        self._synced.clear()
 
     @property
     def zones(self) -> ZoneSet:

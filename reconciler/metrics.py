@@ -43,9 +43,12 @@ class ReconcileStats:
         self.changed = 0
         self.durations = [0] * (len(PASS_BUCKETS) + 1)
         self.duration_sum = 0.0
+        self.repairs: dict[str, int] = {"source": 0, "index": 0}
 
     def observe(self, report: PassReport) -> None:
         self.passes += 1
+        for layer, count in report.repairs.items():
+            self.repairs[layer] = self.repairs.get(layer, 0) + count
         self.errors += len(report.errors)
         self.changed += report.changed
         self.durations[bisect.bisect_left(PASS_BUCKETS, report.seconds)] += 1
@@ -161,6 +164,16 @@ class DockzoneCollector(Collector):
             "Errors reported by reconcile passes (a sink that failed to apply).",
             value=stats.errors,
         )
+        repairs = CounterMetricFamily(
+            f"{p}resync_repairs_total",
+            "Differences a full pass found between the incremental state and a recompute "
+            "from scratch, by layer (source: a change a source did not report; index: a "
+            "name the incremental index got wrong). Anything but 0 is a bug.",
+            labels=["layer"],
+        )
+        for layer, count in sorted(stats.repairs.items()):
+            repairs.add_metric([layer], count)
+        yield repairs
         duration = HistogramMetricFamily(
             f"{p}reconcile_duration_seconds", "Histogram of reconcile pass durations."
         )
