@@ -266,8 +266,8 @@ def addresses(
         settings = networks[network] or {}
         for key in ("IPAddress", "GlobalIPv6Address"):
             value = settings.get(key)
-            if value:
-                found.append((network, value))
+            if value and names.parse_ip(str(value)) is not None:
+                found.append((network, str(value)))
     if not found:
         where = f" on {', '.join(options.networks)}" if options.networks else ""
         return [], f"has no address{where}"
@@ -286,8 +286,9 @@ def subnets(summary: Mapping[str, Any], options: DockerOptions) -> set[str]:
             ("GlobalIPv6Address", "GlobalIPv6PrefixLen"),
         ):
             if (settings or {}).get(address) and (settings or {}).get(length):
-                interface = ipaddress.ip_interface(f"{settings[address]}/{settings[length]}")
-                found.add(str(interface.network))
+                with contextlib.suppress(ValueError):  # not an address: not published either
+                    interface = ipaddress.ip_interface(f"{settings[address]}/{settings[length]}")
+                    found.add(str(interface.network))
     return found
 
 

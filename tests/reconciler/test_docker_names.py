@@ -32,6 +32,7 @@ from reconciler.sources.docker import (
     event_target,
     health_of,
     image_label,
+    subnets,
     summary_from_inspect,
 )
 
@@ -176,6 +177,14 @@ def test_containers_without_an_address_are_reported_not_published() -> None:
         summary(network_mode="host", networks={}), inspect(), host, DEFAULTS
     )
     assert [r.host for r in records] == ["192.0.2.10"]
+
+
+def test_an_address_that_is_not_one_is_not_published() -> None:
+    nets = {"odd": {"IPAddress": "10.0.0.300", "IPPrefixLen": 24}}
+    records, problems = container_records(summary(networks=nets), inspect(), OPTIONS, DEFAULTS)
+    assert records == []
+    assert problems == ["container web1 (0123456789ab) has no address; not published"]
+    assert subnets(summary(networks=nets), OPTIONS) == set()
 
 
 def test_discover_publishes_srv_to_the_host_binding() -> None:
@@ -333,8 +342,8 @@ class FakeDocker:
 
     def connect(self, cid: str, network: str) -> None:
         self.state[cid]["NetworkSettings"]["Networks"][network] = {
-            "IPAddress": f"{self._prefix(network)}.{next(self.serial)}",
-            "IPPrefixLen": 24,
+            "IPAddress": f"{self._prefix(network)}.{(n := next(self.serial)) // 250}.{n % 250 + 1}",
+            "IPPrefixLen": 16,
             "GlobalIPv6Address": "",
             "GlobalIPv6PrefixLen": 0,
         }
@@ -380,7 +389,7 @@ class FakeDocker:
         self._event("container", "pause" if paused else "unpause", cid)
 
     def _prefix(self, network: str) -> str:
-        return f"10.{sum(network.encode()) % 250}.0"
+        return f"10.{sum(network.encode()) % 250}"
 
     def _event(self, kind: str, action: str, cid: str, **attributes: str) -> None:
         if kind == "network":
@@ -437,7 +446,7 @@ def hosts(snapshot: Snapshot | SourceView, name: str) -> list[str]:
 
 
 def subnet(fake: FakeDocker, network: str) -> str:
-    return f"{fake._prefix(network)}.0/24"
+    return f"{fake._prefix(network)}.0.0/16"
 
 
 def full_view(fake: FakeDocker, **options: Any) -> dict[str, tuple[Any, ...]]:
