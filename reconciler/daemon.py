@@ -180,14 +180,6 @@ async def run(settings: Settings, err: TextIO, early: Early | None = None) -> in
             print(f"dockzone: cannot serve DNS on {settings.dns}: {exc.strerror or exc}", file=err)
             return 1
     store, service = early.store, early.service
-    if early.zones:
-        log.info(
-            "warm start: serving %d zones (%d records) from %s, loaded in %.3fs",
-            early.zones,
-            early.records,
-            settings.zones,
-            early.seconds,
-        )
     source = MergedSource(make_sources(settings))
     sinks = make_sinks(settings, store if service is not None else None)
     zonefiles = next(s for s in sinks if isinstance(s, ZoneFileSink))

@@ -85,4 +85,13 @@ def start(settings: Settings) -> Early:
     if settings.dns != "off":
         zones, records = load_written_zones(settings.zones, store)
     service = start_dns(settings, store)
-    return Early(store, service, zones, records, time.monotonic() - started)
+    early = Early(store, service, zones, records, time.monotonic() - started)
+    if zones:
+        log.info(
+            "warm start: serving %d zones (%d records) from %s, loaded in %.3fs",
+            zones,
+            records,
+            settings.zones,
+            early.seconds,
+        )
+    return early
