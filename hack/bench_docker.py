@@ -369,12 +369,14 @@ def private_dockerd(workdir: Path) -> Iterator[str]:
     finally:
         print("cleaning up: removing containers and networks, stopping dockerd", flush=True)
         client = Docker(url)
+        bridges: list[str] = []
         try:
             names = [(c["Id"], "") for c in client.api.containers(all=True)]
             client.many(names, 8, action="remove")
             for network in client.api.networks():
                 if network["Name"] not in ("bridge", "host", "none"):
-                    client.api.remove_network(network["Id"])
+                    bridges.append("br-" + network["Id"][:12])
+                    remove_network(client, network["Id"])
         finally:
             pid = int((directory / "docker.pid").read_text())
             os.kill(pid, signal.SIGTERM)
@@ -382,6 +384,29 @@ def private_dockerd(workdir: Path) -> Iterator[str]:
                 if not Path(f"/proc/{pid}").exists():
                     break
                 time.sleep(0.1)
+            for bridge in bridges:  # left behind when dockerd kept a stale endpoint
+                if Path(f"/sys/class/net/{bridge}").exists():
+                    subprocess.run(["ip", "link", "delete", bridge], check=False, timeout=30)
+
+
+def remove_network(client: Docker, network: str) -> None:
+    """Remove a network; dockerd can hold on to endpoints of removed containers for a while
+    (under load): force them off and try again (a few times, a second apart)."""
+    for attempt in range(10):
+        try:
+            client.api.remove_network(network)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if attempt == 9:
+                print(f"  network {network[:12]} stays: {exc}; its bridge goes after dockerd")
+                return
+        with contextlib.suppress(docker.errors.APIError):
+            attached = client.api.inspect_network(network).get("Containers") or {}
+            for endpoint in attached:
+                client.api.disconnect_container_from_network(endpoint, network, force=True)
+        time.sleep(1)
 
 
 def interrupt(*_: object) -> None:
