@@ -3,15 +3,21 @@ bad document never hides the others."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from reconciler import definitions
 from reconciler.core.model import Endpoint, ServiceRecord
 from reconciler.definitions import NameDefaults, load_definitions, parse_definitions
 from tests.helpers import service
+
+ROOT = Path(__file__).resolve().parents[2]
 
 DEFAULTS = NameDefaults(("docker.", "skydns.local."))
 
@@ -342,4 +348,237 @@ def test_dnsendpoint_needs_endpoints() -> None:
     doc = endpoint()
     assert errors_of(doc) == [
         "defs/web.yaml#0 spec.endpoints: must be a non-empty list of endpoints"
+    ]
+
+
+# Fast paths: libyaml events for plain documents, a one-pass check for clean ServiceRecords.
+# Both must give exactly what PyYAML's safe loader and the field-by-field checker give.
+
+YAML_TEXTS = [
+    "a: 1\nb: [x, 'y', \"z\"]\n",
+    "---\n---\n",
+    "a: 1\n---\n",
+    "# only a comment\n",
+    "",
+    "plain\n",
+    "a: 1\n...\n---\nb: 2\n",
+    "n: ~\ne:\nt: yes\nf: Off\no: 0o17\nx: 0x1f\nu: 1_000\ns: 1:30\nfl: 1.5e+3\ninf: .inf\n",
+    "d: 2001-12-14t21:59:43.10-05:00\nday: 2002-12-14\n",
+    "q: '08'\nbig: 123456789012345678901234567890\nneg: -12\nplus: +7\nnan: .NaN\n",
+    "text: |\n  line one\n  line two\nfolded: >\n  a\n  b\n",
+    "flow: {a: 1, b: [c, {d: e}]}\nempty: {}\nnone: []\n",
+    "base: &base {a: 1}\nuse: *base\n",
+    "merged:\n  <<: {a: 1, b: 2}\n  b: 3\n",
+    "tagged: !!str 5\nset: !!set {a, b}\n",
+    "value: =\n",
+    "= : x\n",
+    "? [a, b]\n: c\n",
+    "1: int key\n2.5: float key\nnull: null key\ntrue: bool key\n",
+    "dup: 1\ndup: 2\n",
+    "unknown: !custom x\n",
+    "a: [unclosed\n",
+    "a: 'quoted\n---\nb: 2\n",
+    "a: 1\n...\nb: 2\n",
+    "first: 1\n---\nsecond: [2\n---\nthird: 3\n",
+    "%YAML 1.1\n---\na: 1\n",
+    "a: 1\n---\nb: &x 1\nc: *x\n---\nd: 4\n",
+    "a: 1\n---\nb: *nope\n",
+    "\ufeffbom: 1\n",
+    "key with spaces: value with: colon\n",
+    "- a\n- - b\n  - c\n- {d: [e]}\n",
+]
+
+
+def _safe_load_all(text: str) -> tuple[list[Any], str | None]:
+    found: list[Any] = []
+    try:
+        for body in yaml.load_all(text, Loader=definitions.LOADER):
+            found.append(body)
+    except yaml.YAMLError as exc:
+        return found, f"{type(exc).__name__}: {exc}"
+    return found, None
+
+
+def _fast_load_all(text: str) -> tuple[list[Any], str | None]:
+    found: list[Any] = []
+    try:
+        for body in definitions.load_documents(text):
+            found.append(body)
+    except yaml.YAMLError as exc:
+        return found, f"{type(exc).__name__}: {exc}"
+    return found, None
+
+
+@pytest.mark.parametrize("text", YAML_TEXTS, ids=[f"yaml-{i}" for i in range(len(YAML_TEXTS))])
+def test_load_documents_reads_what_the_safe_loader_reads(text: str) -> None:
+    expected = _safe_load_all(text)
+    assert _fast_load_all(text) == expected
+    # and the plain-value cache does not change a second reading
+    assert _fast_load_all(text) == expected
+
+
+def test_load_documents_reads_the_example_definitions() -> None:
+    for path in sorted((ROOT / "manifests" / "examples").rglob("*.yaml")):
+        text = path.read_text()
+        assert _fast_load_all(text) == _safe_load_all(text), path
+
+
+def test_parse_uses_libyaml_and_syntax_errors_keep_line_and_column() -> None:
+    assert definitions.LOADER is yaml.CSafeLoader  # PyYAML's wheels ship libyaml
+    a, b = (yaml.safe_dump(service(name, host="10.0.0.1")) for name in "ab")  # 7 lines each
+    text = f"{a}---\n{b}---\nspec: [unclosed\n"
+    found = parse_definitions(text, "x.yaml", DEFAULTS)
+    assert [d.location for d in found.documents] == ["x.yaml#0", "x.yaml#1"]
+    [error] = found.errors
+    assert str(error) == (
+        "x.yaml: YAML syntax error at line 18 column 1: did not find expected ',' or ']'"
+    )
+
+
+def _checked(body: Any) -> Any:
+    try:
+        return definitions._checked_document(body, "f.yaml", 3, DEFAULTS)
+    except definitions.DefinitionProblems as problems:
+        return [str(e) for e in problems.errors]
+
+
+def _assert_one_pass_agrees(body: Any) -> bool:
+    """The one-pass check either declines ``body`` or gives what the checker gives."""
+    fast = definitions._clean_service(body, "f.yaml", 3, DEFAULTS)
+    checked = _checked(body)
+    if fast is not None:
+        assert isinstance(checked, definitions.Document), (body, checked)
+        assert fast == checked
+        assert fast.records == checked.records
+    return fast is not None
+
+
+FIELD_VALUES: dict[str, list[Any]] = {
+    "name": [
+        "web",
+        "Web.NGINX",
+        "1.rails.production.east",
+        "x.skydns.local.",
+        "web.example.org.",
+        "@",
+        "_http._tcp.web",
+        "a..b",
+        "-a",
+        "a b",
+        "x" * 64,
+        ".".join(["abcdefgh"] * 30),
+        "redis.*",
+        "any.redis",
+        "company",
+        "web\n",
+        "\u212a8s",
+        "",
+        5,
+        None,
+        "docker.",
+    ],
+    "zone": [None, "skydns.local", "skydns.local.", "docker.", "bad zone", "", 3, "Example.ORG"],
+    "host": [
+        None,
+        "10.0.0.1",
+        "010.0.0.1",
+        "10.0.0.256",
+        "2001:DB8:0::1",
+        "::ffff:1.2.3.4",
+        "Service5.Example.com",
+        "not_an ip",
+        "",
+        "a..b",
+        7,
+        "fe80::1%eth0",
+    ],
+    "port": [None, 8080, 0, 1, 65535, 65536, "80", True, 1.5],
+    "protocol": [None, "tcp", "udp", "", "sctp", "TCP", 6],
+    "priority": [None, 0, 10, -1, 65535, 65536, False],
+    "weight": [None, 0, 120, 65536, "1"],
+    "ttl": [None, 0, 30, -5, 1.5, 2**31 - 1, 2**31],
+    "text": [None, "hi", ["a", "b"], [], ["a", 1], 5, ""],
+    "mail": [None, True, False, "yes", 0],
+    "targetStrip": [None, 0, 2, 127, 128, -1],
+    "group": [None, "", "blue", "x" * 64, "tab\there", 3],
+    "aliases": [
+        None,
+        [],
+        ["db.docker.", "sql", "db.docker."],
+        "db",
+        ["ok", 3],
+        ["web"],
+        ["*.x"],
+        ["web.skydns.local."],
+        ["Any.x"],
+    ],
+}
+
+
+FIELD_CHANGES = [(key, value) for key, values in FIELD_VALUES.items() for value in values]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.sampled_from(FIELD_CHANGES), max_size=4),
+    st.sampled_from(["web", "Web_1", "", None, "a.b-c"]),
+    st.sampled_from([None, {"x": 1}, "status-only"]),
+)
+def test_the_one_pass_check_agrees_with_the_checker(
+    changes: list[tuple[str, Any]], object_name: Any, extra: Any
+) -> None:
+    spec: dict[str, Any] = {"name": "web", "host": "10.0.0.1"}
+    for key, value in changes:
+        if value is None:
+            spec.pop(key, None)
+        else:
+            spec[key] = value
+    body: dict[str, Any] = {
+        "apiVersion": "dockzone.dev/v1alpha1",
+        "kind": "ServiceRecord",
+        "metadata": {"name": object_name},
+        "spec": spec,
+    }
+    if extra == "status-only":
+        body["status"] = {"ready": True}
+    elif extra is not None:
+        body["extra"] = extra
+    _assert_one_pass_agrees(body)
+
+
+def test_the_one_pass_check_takes_most_of_a_random_mix() -> None:
+    chooser = random.Random(10)
+    taken = 0
+    for _ in range(3000):
+        spec: dict[str, Any] = {"name": "web", "host": "10.0.0.1"}
+        for key, value in chooser.sample(FIELD_CHANGES, chooser.randrange(4)):
+            spec[key] = value
+        spec = {key: value for key, value in spec.items() if value is not None}
+        taken += _assert_one_pass_agrees(service("web", dns_name=None, **spec))
+    assert taken > 300
+
+
+def test_the_one_pass_check_takes_the_common_documents() -> None:
+    specs = [cast("dict[str, Any]", spec) for spec, _, _ in VALID]
+    taken = [
+        _assert_one_pass_agrees(service("web", **spec)) for spec in specs if spec["name"] != "@"
+    ]
+    assert all(taken)
+    examples = load_definitions(ROOT / "manifests" / "examples", DEFAULTS)
+    services = [d for d in examples.documents if d.kind == "ServiceRecord"]
+    assert services
+    assert all(_assert_one_pass_agrees(d.body) for d in services)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"), INVALID, ids=[f"declined-{i}" for i in range(len(INVALID))]
+)
+def test_the_one_pass_check_declines_every_invalid_spec(spec: dict[str, Any], message: str) -> None:
+    assert not _assert_one_pass_agrees(service("web", **spec))
+
+
+def test_an_unhashable_kind_is_a_problem_not_a_crash() -> None:
+    errors = errors_of({"kind": ["ServiceRecord"], "apiVersion": "dockzone.dev/v1alpha1"})
+    assert errors == [
+        "defs/web.yaml#0 kind: must be ServiceRecord or DNSEndpoint, not ['ServiceRecord']"
     ]
