@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -293,21 +294,38 @@ def cmd_apply(ctx: Context, args: argparse.Namespace) -> int:
     return OK
 
 
+class _Stopped(Exception):
+    """SIGTERM or SIGINT arrived while ``run`` was still starting."""
+
+
+def _stop_early(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
 def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     if args.log_level == "WARNING":
         logs.configure("INFO")  # a daemon says what it changes
+    # Until the daemon's own handlers are in place, a stop request ends the start cleanly.
+    signal.signal(signal.SIGTERM, _stop_early)
+    signal.signal(signal.SIGINT, _stop_early)
     from reconciler import warm  # noqa: PLC0415 - DNS answers before the heavy imports
 
+    early = None
     try:
-        early = warm.start(ctx.settings)
-    except OSError as exc:
-        print(
-            f"dockzone: cannot serve DNS on {ctx.settings.dns}: {exc.strerror or exc}", file=ctx.err
-        )
-        return 1
-    from reconciler import daemon  # noqa: PLC0415 - aiohttp, docker: after the DNS socket
+        try:
+            early = warm.start(ctx.settings)
+        except OSError as exc:
+            where = ctx.settings.dns
+            print(f"dockzone: cannot serve DNS on {where}: {exc.strerror or exc}", file=ctx.err)
+            return 1
+        from reconciler import daemon  # noqa: PLC0415 - aiohttp, docker: after the DNS socket
 
-    return asyncio.run(daemon.run(ctx.settings, ctx.err, early))
+        return asyncio.run(daemon.run(ctx.settings, ctx.err, early))
+    except _Stopped:
+        if early is not None and early.service is not None:
+            early.service.stop()
+        print("dockzone: stopped while starting", file=ctx.err)
+        return 0
 
 
 def cmd_operator(ctx: Context, args: argparse.Namespace) -> int:

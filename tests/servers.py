@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,9 +114,15 @@ class Daemon:
 
     @classmethod
     def start(
-        cls, workdir: Path, definitions: Path, *args: str, env: dict[str, str] | None = None
+        cls,
+        workdir: Path,
+        definitions: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        first_pass: bool = True,
     ) -> Daemon:
-        """Start it. ``--listen-also=ADDR:PORT,...`` in ``args`` serves DNS there too,
+        """Start it and wait until it answers DNS and (``first_pass``) its first pass is
+        done (/readyz). ``--listen-also=ADDR:PORT,...`` in ``args`` serves DNS there too,
         beside the loopback port the tests query."""
         port = free_port()
         dns = f"127.0.0.1:{port}"
@@ -159,12 +166,24 @@ class Daemon:
                 command, stdout=out, stderr=subprocess.STDOUT, env=environ, cwd=ROOT
             )
         daemon = cls(process, port, log, definitions, zones, http)
-        eventually(daemon.ready, timeout=20)
+        eventually(daemon.answers, timeout=20)
+        if first_pass and http != "off":
+            eventually(daemon.ready, timeout=20)
         return daemon
 
-    def ready(self) -> None:
+    def answers(self) -> None:
+        """DNS is up (with a warm start, before the first pass)."""
         assert self.process.poll() is None, self.log.read_text()
-        answers_soa("127.0.0.1", self.port, "docker.")  # served once the first pass is done
+        answers_soa("127.0.0.1", self.port, "docker.")
+
+    def ready(self) -> None:
+        """The first pass is done: /readyz says so."""
+        assert self.process.poll() is None, self.log.read_text()
+        try:
+            with urllib.request.urlopen(f"http://{self.http}/readyz", timeout=2) as response:
+                assert response.status == 200
+        except OSError as exc:  # not listening yet, or 503 before the first pass
+            raise AssertionError(f"/readyz: {exc}") from exc
 
     def output(self) -> str:
         return self.log.read_text()

@@ -138,7 +138,9 @@ def test_warm_start_answers_before_the_first_pass_ends(tmp_path: Path) -> None:
         port = silent.getsockname()[1]
         log = tmp_path / "dockzone.log"
         log.write_text("")
-        daemon = Daemon.start(tmp_path, definitions, "--etcd", f"http://127.0.0.1:{port}")
+        daemon = Daemon.start(
+            tmp_path, definitions, "--etcd", f"http://127.0.0.1:{port}", first_pass=False
+        )
         try:
             assert dig_answers(daemon.port, "web.docker.") == ["web.docker. 30 IN A 198.18.5.5"]
             output = daemon.output()
