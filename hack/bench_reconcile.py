@@ -302,13 +302,26 @@ class Daemon:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / TICKS
 
+    def running(self) -> bool:
+        """True when any of the daemon's threads is running or waiting for a CPU (state R):
+        on a loaded machine a busy daemon may get no CPU for a while, yet it is not idle."""
+        for stat in Path(f"/proc/{self.pid}/task").glob("*/stat"):
+            with suppress(OSError, IndexError):
+                if stat.read_text().rsplit(")", 1)[1].split()[0] == "R":
+                    return True
+        return False
+
     def wait_idle(self, quiet: float, deadline: float) -> None:
-        """Until the daemon has logged nothing and used (almost) no CPU for ``quiet``
-        seconds: no pass is running or about to start (bounded by ``deadline``)."""
+        """Until the daemon has logged nothing, used (almost) no CPU and had no runnable
+        thread for ``quiet`` seconds: no pass is running or about to start (bounded by
+        ``deadline``)."""
         while time.monotonic() < deadline and self.alive():
-            lines, cpu = len(self.lines), self.cpu()
-            time.sleep(quiet)
-            if len(self.lines) == lines and self.cpu() - cpu <= 0.02:
+            lines, cpu, end = len(self.lines), self.cpu(), time.monotonic() + quiet
+            busy = False
+            while time.monotonic() < end and not busy:
+                busy = self.running()
+                time.sleep(0.01)
+            if not busy and len(self.lines) == lines and self.cpu() - cpu <= 0.02:
                 return
 
     def exit_status(self) -> int | None:
