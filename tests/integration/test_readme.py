@@ -43,7 +43,12 @@ def test_readme_main_command_serves_the_examples(tmp_path: Path) -> None:
             ]
 
         eventually(answers, timeout=60)
-        assert (tmp_path / "state" / "zones" / "db.docker").exists()
+        # the server answers first, the zone files are written right after
+        eventually(lambda: _exists(tmp_path / "state" / "zones" / "db.docker"), timeout=10)
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0, log.read_text()
+
+
+def _exists(path: Path) -> None:
+    assert path.exists()
