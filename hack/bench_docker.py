@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -182,6 +183,8 @@ class Probes:
     start: list[float] = field(default_factory=list)
     remove: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    passes: list[float] = field(default_factory=list)
+    """The durations of the daemon's passes during the probes (from its log)."""
 
 
 def probe(
@@ -244,7 +247,10 @@ def probe(
             result.failures.append(f"no answer for {ready_name} in {args.ready_timeout:.0f}s")
             return result
         time.sleep(1)  # let the first pass's tail (zone files) finish
+        logged = len(read_passes(run_dir / "dockzone.log"))
         for i in range(args.containers):
+            if i:
+                time.sleep(args.gap)
             name = f"p{i}-{os.getpid()}-{len(label)}-{int(time.time() * 1000) % 100000}"
             fqdn = f"{name}.busybox.docker."
             cid = client.run(name, PROBE_NETWORK)
@@ -263,6 +269,7 @@ def probe(
                 result.failures.append(f"{name}: no NXDOMAIN {args.timeout}s after rm -f")
             else:
                 result.remove.append(took)
+        result.passes = read_passes(run_dir / "dockzone.log")[logged:]
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -272,6 +279,19 @@ def probe(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
     return result
+
+
+PASS_LINE = re.compile(r"pass \d+: .*\(([0-9.]+)s\)$")
+
+
+def read_passes(log: Path) -> list[float]:
+    """The durations of the passes ``dockzone run`` logged (at INFO: passes that changed
+    something)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [float(m.group(1)) for m in map(PASS_LINE.search, lines) if m]
 
 
 def pass_over(client: Docker, extra: int, parallel: int, workdir: Path) -> dict[str, float]:
@@ -444,6 +464,13 @@ def main() -> int:
         "--parallel", type=int, default=4, help="concurrent docker run calls (default 4)"
     )
     parser.add_argument(
+        "--gap",
+        type=float,
+        default=0.0,
+        help="seconds between one probe's NXDOMAIN and the next docker run (default 0: "
+        "the next start may wait for the tail of the rm's pass)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=5.0, help="seconds one probe may wait (default 5)"
     )
     parser.add_argument(
@@ -505,10 +532,11 @@ def main() -> int:
             print(
                 f"start to answer, rm to NXDOMAIN: {args.containers} probes, "
                 f"{args.background} containers and {args.definitions} definitions beside them "
-                "(from docker run -d / docker rm -f returning)",
+                f"(from docker run -d / docker rm -f returning; {args.gap:g} s between probes)",
                 flush=True,
             )
             for tree, label in trees:
+                load = os.getloadavg()[0]
                 result = probe(
                     client,
                     tree=tree,
@@ -519,9 +547,14 @@ def main() -> int:
                     ready_name=ready_name,
                 )
                 ready = "never" if result.ready is None else f"{result.ready:.1f} s"
-                print(f"{label} ({describe(tree)}): first answer after {ready}", flush=True)
+                print(
+                    f"{label} ({describe(tree)}): first answer after {ready}; "
+                    f"load {load:.1f} before, {os.getloadavg()[0]:.1f} after",
+                    flush=True,
+                )
                 print(summary("start to answer", result.start), flush=True)
                 print(summary("rm -f to NXDOMAIN", result.remove), flush=True)
+                print(summary("the daemon's passes meanwhile (its log)", result.passes), flush=True)
                 for failure in result.failures:
                     print(f"  FAILED {failure}", flush=True)
             if not args.no_pass:
