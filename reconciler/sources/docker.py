@@ -557,6 +557,7 @@ class DockerSource:
         self._sequence = 0
         self._full = True  # the next load lists everything (first load, stream broke)
         self._running: set[str] = set()  # ids the events thread treats as running
+        self._listing = False  # a full load is under way
         self._stream: Any = None
         self.inspect_calls = 0
         self.list_calls = 0
@@ -565,6 +566,13 @@ class DockerSource:
         if self._client is None:
             self._client = self.client_factory(self.options)
         return self._client
+
+    def close(self) -> None:
+        """Close the client ``load()`` uses (the next load connects again)."""
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(*_DOCKER_ERRORS):
+                client.close()
 
     # -- load ---------------------------------------------------------------------------
 
@@ -576,6 +584,7 @@ class DockerSource:
         with self._lock:
             if full or self._full:
                 self._full = False
+                self._listing = True
                 mark = self._sequence
                 listing = True
             else:
@@ -602,9 +611,10 @@ class DockerSource:
                     except docker.errors.NotFound:  # removed since the list
                         del current[cid]
         except _DOCKER_ERRORS as exc:
-            self._client = None
+            self.close()
             with self._lock:
                 self._full = True
+                self._listing = False
             if self._since is None:  # let the watcher connect and wake the loop when it can
                 self._since = started
             problem = f"docker at {self.options.url}: {exc}; serving the last known containers"
@@ -626,6 +636,7 @@ class DockerSource:
             self._pending = {}
             self._apply(later)
             self._running = set(self._containers)
+            self._listing = False
         if self._since is None:  # now the watcher may subscribe (events from before the
             self._since = started  # list are replayed, with the running set in place)
         self._new_networks()
@@ -765,6 +776,7 @@ class DockerSource:
             if stream is not None:
                 with contextlib.suppress(*_DOCKER_ERRORS, AttributeError):
                     stream.close()  # unblocks the events thread
+            self.close()
 
     def _follow(
         self, wakeup: Wakeup, loop: asyncio.AbstractEventLoop, done: threading.Event
@@ -821,7 +833,8 @@ class DockerSource:
             return None
         cid, action, what = target
         with self._lock:
-            known = cid in self._running
+            # While a list is under way, the running set may miss what it will find.
+            known = cid in self._running or self._listing
         if what == "refresh" and not known:
             return None  # not running (a network connect before start, a rename when stopped)
         data: Update = None

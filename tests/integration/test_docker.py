@@ -244,6 +244,7 @@ def test_a_pass_over_unchanged_containers_inspects_nothing(dockerd: DockerDaemon
     second = source.load()  # no events followed: nothing changed, no call
     assert (second.groups, second.complete) == ({}, False)
     again = source.load(full=True)  # a resync lists afresh; inspects stay cached
+    source.close()
     assert source.inspect_calls == calls
     assert again.complete
     assert again.groups == first.groups
@@ -352,7 +353,9 @@ def follower(dockerd: DockerDaemon) -> Iterator[Follower]:
 def converged(follower: Follower, url: str) -> None:
     """What the events built is what a fresh list gives."""
     follower.load()
-    fresh = DockerSource(DockerOptions(url=url), NameDefaults()).load()
+    source = DockerSource(DockerOptions(url=url), NameDefaults())
+    fresh = source.load()
+    source.close()
     assert follower.view.groups == dict(fresh.groups)
     assert follower.view.problems == fresh.problems
 

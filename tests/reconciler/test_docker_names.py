@@ -756,6 +756,30 @@ def test_updates_seen_during_a_list_go_on_top_of_it() -> None:
     assert source.load().groups == {}
 
 
+def test_a_network_change_during_a_list_is_not_lost() -> None:
+    """A container the events thread does not know yet (its start was lost), changed while
+    the list that finds it is under way: the change is inspected and applied on top."""
+    fake = FakeDocker()
+    source = make_source(fake)
+    source.load()
+    cid = fake.run("quiet")
+    fake.pending.clear()  # its events were lost
+    listing = fake.containers
+
+    def containers(filters: dict[str, str]) -> list[dict[str, Any]]:
+        listed = listing(filters)
+        fake.connect(cid, "extra")  # after the list saw it
+        pump(source, fake)
+        return listed
+
+    fake.containers = containers  # type: ignore[method-assign]
+    view = SourceView()
+    view.take(source.load(full=True))
+    extra = fake.state[cid]["NetworkSettings"]["Networks"]["extra"]["IPAddress"]
+    assert extra in hosts(view, "quiet.busybox.docker.")
+    assert view.groups == full_view(fake)
+
+
 def test_watch_wakes_the_loop_at_once_and_relists_after_a_break() -> None:
     fake = FakeDocker()
     fake.run("first")
