@@ -8,7 +8,8 @@ answer the name and, by prefix, every name above it, so aggregation is theirs.
 
 ``entries_from_zones`` turns the desired zones back into entries: only RRs at a record's
 own name (provenance without ``via``), not the aggregated copies nor the configuration's
-NS glue, and not records this instance learned from etcd. ``record_from_entry`` turns another
+NS glue, and not records this instance learned from etcd; ``entries_at`` does the same for
+a few names of one zone (a pass that changed those). ``record_from_entry`` turns another
 host's entry into a ``ServiceRecord``. Optionally ``discover_entries`` adds totem/discover's
 ``/<prefix>/service/<name>/<realm>/<host>/<id>`` = ``proto://ip:port``. Used by the etcd sink
 and source.
@@ -18,12 +19,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from reconciler.core import names
-from reconciler.core.model import Owner, ServiceRecord, ZoneSet
+from reconciler.core.model import Owner, RRset, ServiceRecord, ZoneContent, ZoneSet
 from reconciler.core.ownership import key_id
+from reconciler.core.rdata import name_key
 from reconciler.core.zonebuild import CONFIG_OWNER
 
 PUBLISHED_TYPES = ("A", "AAAA", "CNAME", "SRV", "TXT", "MX")
@@ -69,19 +72,51 @@ def entries_from_zones(
     zones: ZoneSet, prefix: str, instance: str, skip_sources: Iterable[str] = ("etcd",)
 ) -> dict[str, Entry]:
     """The entries this instance publishes for ``zones``, by key."""
+    return _entries(
+        ((content, rrset) for content in zones.values() for rrset in content.rrsets),
+        prefix,
+        instance,
+        skip_sources,
+    )
+
+
+def entries_at(
+    content: ZoneContent,
+    wanted: Collection[str],
+    prefix: str,
+    instance: str,
+    skip_sources: Iterable[str] = ("etcd",),
+) -> dict[str, Entry]:
+    """The entries this instance publishes for the ``wanted`` names of one zone, by key:
+    what ``entries_from_zones`` gives for them, at the cost of those names only (an entry
+    comes from the RRs at its own name)."""
+    found = rrsets_at(content, wanted)
+    return _entries(
+        ((content, rrset) for name in wanted for rrset in found.get(name, ())),
+        prefix,
+        instance,
+        skip_sources,
+    )
+
+
+def _entries(
+    rrsets: Iterable[tuple[ZoneContent, RRset]],
+    prefix: str,
+    instance: str,
+    skip_sources: Iterable[str],
+) -> dict[str, Entry]:
     skip = set(skip_sources)
     groups: dict[tuple[str, Owner], _Group] = {}
-    for content in zones.values():
-        for rrset in content.rrsets:
-            if rrset.rdtype not in PUBLISHED_TYPES:
-                continue
-            for text in rrset.rdatas:
-                for provenance in content.provenance.get((rrset.name, rrset.rdtype, text), ()):
-                    owner = provenance.owner
-                    if provenance.via or owner == CONFIG_OWNER or owner.source in skip:
-                        continue
-                    group = groups.setdefault((rrset.name, owner), _Group(rrset.ttl))
-                    _add(group, rrset.rdtype, text)
+    for content, rrset in rrsets:
+        if rrset.rdtype not in PUBLISHED_TYPES:
+            continue
+        for text in rrset.rdatas:
+            for provenance in content.provenance.get((rrset.name, rrset.rdtype, text), ()):
+                owner = provenance.owner
+                if provenance.via or owner == CONFIG_OWNER or owner.source in skip:
+                    continue
+                group = groups.setdefault((rrset.name, owner), _Group(rrset.ttl))
+                _add(group, rrset.rdtype, text)
     result: dict[str, Entry] = {}
     for (name, owner), group in sorted(groups.items()):
         for value in _values(group):
@@ -89,6 +124,25 @@ def entries_from_zones(
                 [key_path(prefix, name), key_id(instance, owner.source, owner.object, name, value)]
             )
             result[key] = Entry(key, name, value)
+    return result
+
+
+def rrsets_at(content: ZoneContent, wanted: Collection[str]) -> dict[str, list[RRset]]:
+    """The RRsets of ``content`` at each of the ``wanted`` names (absent when none): a
+    binary search per name, or one walk over the zone when the names are many."""
+    rrsets = content.rrsets
+    result: dict[str, list[RRset]] = {}
+    if len(wanted) * 32 > len(rrsets):
+        lookup = set(wanted)
+        for rrset in rrsets:
+            if rrset.name in lookup:
+                result.setdefault(rrset.name, []).append(rrset)
+        return result
+    for name in wanted:
+        at = bisect_left(rrsets, (name_key(name),), key=lambda r: (name_key(r.name),))
+        while at < len(rrsets) and rrsets[at].name == name:
+            result.setdefault(name, []).append(rrsets[at])
+            at += 1
     return result
 
 
@@ -170,6 +224,19 @@ def discover_entries(entries: Iterable[Entry], prefix: str, instance: str) -> di
         )
         result[key] = Entry(key, entry.name, f"tcp://{address}:{port}")
     return result
+
+
+def discover_name(prefix: str, key: str) -> str | None:
+    """The DNS name a key in totem/discover's layout serves (``web.docker.`` for
+    ``<prefix>/service/web/docker/<instance>/<id>``), or None when ``key`` is not one."""
+    base = prefix.rstrip("/") + "/service/"
+    if not key.startswith(base):
+        return None
+    parts = key[len(base) :].split("/")
+    if len(parts) != 4 or not parts[0] or not parts[1]:
+        return None
+    service, realm = parts[0], parts[1]
+    return f"{service}." if realm == "-" else f"{service}.{realm}."
 
 
 def record_from_entry(key: str, value: str, prefix: str, zones: Iterable[str]) -> ServiceRecord:

@@ -1,22 +1,34 @@
 """The etcd sink and source against a real etcd on loopback: two ``dockzone run`` instances
 act as two Docker hosts with different definitions, publish into the SkyDNS layout under
 their own leases, and each answers for both; a host killed without cleanup loses its
-records when its lease expires."""
+records when its lease expires.
+
+The second half drives the ``Reconciler`` in process over records held in memory, with the
+etcd client wrapped to count requests: after the first pass a change costs one transaction
+and no range request, keys removed by someone else wait for a full pass, a failed pass
+makes the next one read the prefix again, and a lost lease is replaced at once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from reconciler.core.model import Owner, ServiceRecord, ZoneSettings
+from reconciler.core.triggers import Wakeup
 from reconciler.etcdclient import EtcdClient, EtcdError, EtcdOptions
+from reconciler.loop import Reconciler
+from reconciler.sinks.etcd import EtcdSink, EtcdSinkConfig
+from reconciler.sources import Snapshot
 from tests.helpers import eventually, require_binary, service
 from tests.servers import Daemon, dig_answers, free_port, make_certs, stop_process
 
@@ -256,3 +268,196 @@ def test_tls_with_client_certificates(tmp_path: Path) -> None:
             assert daemon.stop() == 0, daemon.output()
     finally:
         server.stop()
+
+
+# --- in process: what each pass sends ---------------------------------------------------
+
+SETTINGS = ZoneSettings(reverse=False)
+
+
+def record(label: str, host: str = "10.0.0.1", **fields: Any) -> ServiceRecord:
+    return ServiceRecord(
+        name=f"{label}.docker.",
+        zone="docker.",
+        owner=Owner("file", f"servicerecord/{label}", "test"),
+        host=host,
+        **fields,
+    )
+
+
+class MemorySource:
+    """Records held in memory, one group per record: a load returns what changed since
+    the previous load (everything when full)."""
+
+    name = "memory"
+
+    def __init__(self, *records: ServiceRecord) -> None:
+        self.groups: dict[str, tuple[ServiceRecord, ...]] = {}
+        self.changed: set[str] = set()
+        for item in records:
+            self.put(item)
+
+    def put(self, item: ServiceRecord) -> None:
+        self.groups[item.name] = (item,)
+        self.changed.add(item.name)
+
+    def load(self, full: bool = False) -> Snapshot:
+        keys = set(self.groups) if full else self.changed
+        self.changed = set()
+        return Snapshot({k: self.groups[k] for k in keys}, complete=full)
+
+    async def watch(self, wakeup: Wakeup, stop: asyncio.Event) -> None:
+        await stop.wait()
+
+
+@dataclass
+class Requests:
+    """Every request the client sent: its path and the keys it put and deleted."""
+
+    calls: list[tuple[str, int, int]] = field(default_factory=list)
+    fail: str = ""
+    """A path whose next request fails (then this is cleared)."""
+
+    def count(self, path: str) -> int:
+        return sum(1 for p, _, _ in self.calls if p == path)
+
+    def writes(self, since: int = 0) -> list[tuple[int, int]]:
+        return [(puts, deletes) for _, puts, deletes in self.calls[since:] if puts or deletes]
+
+
+def counting(client: EtcdClient) -> Requests:
+    seen = Requests()
+    call = client.call
+
+    def wrapper(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        puts = deletes = 0
+        for op in body.get("success", []):
+            puts += "request_put" in op
+            deletes += "request_delete_range" in op
+        puts += path == "/v3/kv/put"
+        deletes += path == "/v3/kv/deleterange"
+        seen.calls.append((path, puts, deletes))
+        if path == seen.fail:
+            seen.fail = ""
+            raise EtcdError(f"etcd at {client.where}: {path}: injected failure")
+        return call(path, body)
+
+    client.call = wrapper  # type: ignore[method-assign]
+    return seen
+
+
+def hosts(etcd: EtcdServer) -> dict[str, str]:
+    """The published address of each name, from this instance's keys."""
+    return {
+        key.split("/")[3]: json.loads(value)["host"]
+        for key, value in etcd.published("/skydns/docker/").items()
+        if "/host-a-" in key
+    }
+
+
+def test_after_the_first_pass_a_change_costs_one_transaction(etcd: EtcdServer) -> None:
+    client = etcd.client()
+    requests = counting(client)
+    source = MemorySource(record("web"), record("db", "10.0.0.2"), record("api", "10.0.0.3"))
+    reconciler = Reconciler(
+        source, SETTINGS, [EtcdSink(client, EtcdSinkConfig("/skydns", "host-a"))]
+    )
+
+    async def scenario() -> None:
+        report = await reconciler.run_once()
+        assert not report.errors
+        assert requests.count("/v3/kv/range") == 1
+        assert requests.writes() == [(3, 0)]
+        mark = len(requests.calls)
+        source.put(record("web", "10.0.0.9"))  # a new value is a new key: put it, delete the old
+        report = await reconciler.run_once()
+        assert not report.errors
+        assert requests.writes(mark) == [(1, 1)]
+        assert requests.count("/v3/kv/range") == 1
+        mark = len(requests.calls)
+        await reconciler.run_once()  # nothing changed: nothing sent
+        assert requests.writes(mark) == []
+
+    asyncio.run(scenario())
+    assert hosts(etcd) == {"web": "10.0.0.9", "db": "10.0.0.2", "api": "10.0.0.3"}
+
+
+def test_keys_removed_by_someone_else_come_back_on_the_next_full_pass(etcd: EtcdServer) -> None:
+    client = etcd.client()
+    requests = counting(client)
+    source = MemorySource(record("web"), record("db", "10.0.0.2"))
+    reconciler = Reconciler(
+        source, SETTINGS, [EtcdSink(client, EtcdSinkConfig("/skydns", "host-a"))]
+    )
+
+    async def scenario() -> None:
+        await reconciler.run_once()
+        (web,) = list(etcd.published("/skydns/docker/web/"))
+        etcd.client().delete(web)
+        source.put(record("db", "10.0.0.8"))
+        mark = len(requests.calls)
+        await reconciler.run_once()
+        assert requests.writes(mark) == [(1, 1)]  # db only
+        assert hosts(etcd) == {"db": "10.0.0.8"}  # not seen until a full pass
+        report = await reconciler.run_once(full=True, reasons=("resync",))
+        assert not report.errors
+        assert requests.count("/v3/kv/range") == 2
+        assert [c.name for z in report.changes["etcd"].zones for c in z.rrsets] == ["web.docker."]
+        assert hosts(etcd) == {"web": "10.0.0.1", "db": "10.0.0.8"}
+        report = await reconciler.run_once(full=True, reasons=("resync",))
+        assert not report.changed
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_pass_makes_the_next_one_read_the_prefix_again(etcd: EtcdServer) -> None:
+    client = etcd.client()
+    requests = counting(client)
+    source = MemorySource(record("web"))
+    reconciler = Reconciler(
+        source, SETTINGS, [EtcdSink(client, EtcdSinkConfig("/skydns", "host-a"))]
+    )
+
+    async def scenario() -> None:
+        await reconciler.run_once()
+        requests.fail = "/v3/kv/txn"
+        source.put(record("web", "10.0.0.2"))
+        report = await reconciler.run_once()
+        assert report.errors
+        assert "injected failure" in report.errors[0]
+        assert hosts(etcd) == {"web": "10.0.0.1"}
+        report = await reconciler.run_once()  # not a full pass, but the sink failed
+        assert not report.errors
+        assert requests.count("/v3/kv/range") == 2
+        assert hosts(etcd) == {"web": "10.0.0.2"}
+
+    asyncio.run(scenario())
+
+
+def test_a_lost_lease_is_replaced_and_the_keys_put_again_without_a_pass(
+    etcd: EtcdServer,
+) -> None:
+    client = etcd.client()
+    sink = EtcdSink(client, EtcdSinkConfig("/skydns", "host-a", lease_ttl=3))
+    source = MemorySource(record("web"), record("db", "10.0.0.2"))
+    reconciler = Reconciler(source, SETTINGS, [sink])
+
+    async def scenario() -> None:
+        await reconciler.run_once()
+        lost = sink.lease
+        etcd.client().lease_revoke(lost)  # as if etcd had been unreachable past the TTL
+        assert hosts(etcd) == {}
+        deadline = time.monotonic() + 10
+        while hosts(etcd) != {"web": "10.0.0.1", "db": "10.0.0.2"}:
+            assert time.monotonic() < deadline, etcd.published()
+            await asyncio.sleep(0.1)
+        assert sink.lease not in (0, lost)
+        assert reconciler.passes == 1
+        source.put(record("web", "10.0.0.5"))  # and the next pass carries on with the new lease
+        report = await reconciler.run_once()
+        assert not report.errors
+        report = await reconciler.run_once(full=True, reasons=("resync",))
+        assert not report.changed
+
+    asyncio.run(scenario())
+    assert hosts(etcd) == {"web": "10.0.0.5", "db": "10.0.0.2"}

@@ -8,18 +8,21 @@ import base64
 import json
 from pathlib import Path
 
+import dns.rdataclass
+import dns.update
 import pytest
 
 from reconciler import skydns
 from reconciler.config import resolve
 from reconciler.core import ownership
 from reconciler.core.index import build
-from reconciler.core.model import Owner, ServiceRecord, ZoneSettings
+from reconciler.core.model import Owner, RRset, ServiceRecord, ZoneSettings
 from reconciler.core.plan import Changes
 from reconciler.errors import ConfigError
 from reconciler.etcdclient import EtcdClient, EtcdOptions, prefix_end
+from reconciler.sinks import rfc2136
 from reconciler.sinks.etcd import EtcdSink, EtcdSinkConfig
-from reconciler.sinks.rfc2136 import Rfc2136Config, Rfc2136Sink, managed
+from reconciler.sinks.rfc2136 import Rfc2136Config, Rfc2136Sink, managed, normalised, pack
 from reconciler.tsig import parse_key_file
 
 OWNER = Owner("file", "servicerecord/web", "defs/web.yaml#0")
@@ -186,3 +189,131 @@ def test_publishing_options_resolve(tmp_path: Path) -> None:
         resolve({"tsig_key_file": str(tmp_path / "missing.key")}, {}, None)
     with pytest.raises(ConfigError, match="one DNS label"):
         resolve({"instance_id": "a.b"}, {}, None)
+
+
+def test_entries_of_a_few_names_equal_those_of_the_whole_zone() -> None:
+    records = [
+        record("1.redis.docker.", host="10.0.0.1", port=6379, text=("role=main",)),
+        record("2.redis.docker.", host="10.0.0.2"),
+        record("docs.docker.", host="docs.example.com."),
+        ServiceRecord(
+            name="web.docker.",
+            zone="docker.",
+            owner=Owner("file", "servicerecord/web2", "x"),
+            host="10.0.0.9",
+            mail=True,
+        ),
+        record("web.docker.", host="10.0.0.8"),
+    ]
+    zones = build(records, ZoneSettings(reverse=False)).zones
+    everything = skydns.entries_from_zones(zones, "/skydns", "host")
+    content = zones["docker."]
+    names = sorted({rrset.name for rrset in content.rrsets})
+    for name in names:
+        some = skydns.entries_at(content, [name], "/skydns", "host")
+        assert some == {k: e for k, e in everything.items() if e.name == name}, name
+    assert skydns.entries_at(content, names, "/skydns", "host") == everything
+    assert skydns.entries_at(content, ["nothing.docker."], "/skydns", "host") == {}
+
+
+def test_discover_keys_name_what_they_serve() -> None:
+    entries = skydns.entries_from_zones(
+        build(
+            [record("web.docker.", host="10.0.0.1", port=80), record("docker.", host="10.0.0.2")],
+            ZoneSettings(reverse=False),
+        ).zones,
+        "/skydns",
+        "host",
+    )
+    discover = skydns.discover_entries(entries.values(), "/discover", "host")
+    assert discover
+    for key, entry in discover.items():
+        assert skydns.discover_name("/discover", key) == entry.name
+    assert skydns.discover_name("/discover", "/discover/service/web") is None
+    assert skydns.discover_name("/skydns", next(iter(discover))) is None
+
+
+def _sink() -> Rfc2136Sink:
+    return Rfc2136Sink(Rfc2136Config(("127.0.0.1", 9), ("docker.",), None, "host"))
+
+
+def _a(name: str, count: int, ttl: int = 30, first: int = 1) -> RRset:
+    return normalised(
+        RRset(
+            name,
+            "A",
+            ttl,
+            tuple(f"10.0.{i // 250}.{i % 250 + 1}" for i in range(first, first + count)),
+        )
+    )
+
+
+def _sections(message: dns.update.UpdateMessage) -> tuple[list[str], list[str]]:
+    """The prerequisite and update sections as text lines."""
+    return (
+        [line for r in message.sections[1] for line in r.to_text().splitlines()],
+        [line for r in message.sections[2] for line in r.to_text().splitlines()],
+    )
+
+
+def test_a_small_rrset_is_replaced_under_an_exact_prerequisite() -> None:
+    sink = _sink()
+    old = {"A": _a("web.docker.", 2)}
+    new = {"A": _a("web.docker.", 2, first=5)}
+    (message,) = pack([sink._update("docker.", "web.docker.", old, new)])
+    prerequisites, updates = _sections(message.build(None))
+    assert prerequisites == [
+        '_dockzone.web.docker. 0 IN TXT "heritage=dockzone,dockzone/owner=host"',
+        "web.docker. 0 IN A 10.0.0.2",
+        "web.docker. 0 IN A 10.0.0.3",
+    ]
+    assert updates == [
+        "web.docker. ANY A",
+        "web.docker. 30 IN A 10.0.0.6",
+        "web.docker. 30 IN A 10.0.0.7",
+    ]
+
+
+def test_a_big_rrset_changes_record_by_record() -> None:
+    sink = _sink()
+    big = rfc2136.SMALL_RRSET + 10
+    old = {"A": _a("east.docker.", big)}
+    changed = list(old["A"].rdatas)
+    changed[3] = "10.9.9.9"
+    new = {"A": normalised(RRset("east.docker.", "A", 30, tuple(changed)))}
+    (message,) = pack([sink._update("docker.", "east.docker.", old, new)])
+    prerequisites, updates = _sections(message.build(None))
+    assert prerequisites[1:] == ["east.docker. ANY A"]  # exists, whatever its records
+    assert updates == [
+        f"east.docker. 0 NONE A {old['A'].rdatas[3]}",
+        "east.docker. 30 IN A 10.9.9.9",
+    ]
+    # a TTL change alone: one record added again with the new TTL (BIND applies it to all)
+    lower = {"A": RRset("east.docker.", "A", 10, old["A"].rdatas)}
+    (message,) = pack([sink._update("docker.", "east.docker.", old, lower)])
+    assert _sections(message.build(None))[1] == [f"east.docker. 10 IN A {old['A'].rdatas[0]}"]
+
+
+def test_names_share_messages_and_a_big_one_is_split() -> None:
+    sink = _sink()
+    items = [
+        sink._update("docker.", f"n{i}.docker.", None, {"A": _a(f"n{i}.docker.", 1)})
+        for i in range(rfc2136.MAX_NAMES + 3)
+    ]
+    messages = pack(items)
+    assert [len(m.items) for m in messages] == [rfc2136.MAX_NAMES, 3]
+    assert all(m.last for m in messages)
+    huge = sink._update("docker.", "big.docker.", None, {"A": _a("big.docker.", 6000)})
+    assert huge.size > rfc2136.MAX_MESSAGE
+    parts = pack([huge])
+    assert len(parts) > 1
+    assert [m.last for m in parts] == [False] * (len(parts) - 1) + [True]
+    first, *rest = (_sections(m.build(None)) for m in parts)
+    assert first[0] == ["big.docker. NONE ANY", "_dockzone.big.docker. NONE ANY"]  # claim
+    for prerequisites, _ in rest:
+        assert prerequisites == [
+            '_dockzone.big.docker. 0 IN TXT "heritage=dockzone,dockzone/owner=host"'
+        ]
+    assert sum(len(updates) for _, updates in [first, *rest]) == 6001  # ownership TXT too
+    for message in parts:
+        assert len(message.build(None).to_wire()) < 65535
