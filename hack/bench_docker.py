@@ -294,7 +294,9 @@ def read_passes(log: Path) -> list[float]:
     return [float(m.group(1)) for m in map(PASS_LINE.search, lines) if m]
 
 
-def pass_over(client: Docker, extra: int, parallel: int, workdir: Path) -> dict[str, float]:
+def pass_over(
+    client: Docker, extra: int, parallel: int, workdir: Path
+) -> tuple[dict[str, float], dict[str, list[float]]]:
     """The in-process passes (this checkout's code) over every running container."""
     from dnsserver import ZoneStore  # noqa: PLC0415
     from reconciler.core.model import ZoneSettings  # noqa: PLC0415
@@ -320,7 +322,7 @@ def pass_over(client: Docker, extra: int, parallel: int, workdir: Path) -> dict[
         started = time.perf_counter()
         await reconciler.run_once()
         figures["pass with no change"] = time.perf_counter() - started
-        wakeup, stop = Wakeup(), asyncio.Event()
+        wakeup, stop = TimedWakeup(), asyncio.Event()
         watcher = asyncio.create_task(source.watch(wakeup, stop))
         try:
             await asyncio.sleep(2)  # subscribed; replayed events handled
@@ -336,12 +338,47 @@ def pass_over(client: Docker, extra: int, parallel: int, workdir: Path) -> dict[
             figures["inspect calls in that pass"] = source.inspect_calls - inspects
             if lists is not None:
                 figures["list calls in that pass"] = source.list_calls - lists
+            for i in range(5):  # the source's share: from the call returning to the wakeup
+                cid = await sample(wakeup, "start", client.run, f"many-s{i}", PROBE_NETWORK)
+                await reconciler.run_once()
+                await asyncio.sleep(0.3)  # the events after it (none expected) land
+                await sample(wakeup, "rm", client.remove, cid)
+                await reconciler.run_once()
+                await asyncio.sleep(0.3)  # the die, disconnect, destroy after the kill
         finally:
             stop.set()
             await asyncio.wait_for(watcher, 10)
 
+    def timed(action: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+        result = action(*args)
+        return result, time.monotonic()
+
+    async def sample(wakeup: Any, key: str, action: Callable[..., Any], *args: Any) -> Any:
+        """Run ``action`` (a Docker call); note when the events thread woke the loop,
+        relative to the call returning."""
+        wakeup.times.clear()
+        result, returned = await asyncio.to_thread(timed, action, *args)
+        deadline = returned + 30
+        while not wakeup.times and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        if wakeup.times:
+            shares[key].append(wakeup.times[0] - returned)
+        return result
+
+    class TimedWakeup(Wakeup):
+        """Notes when the events thread wakes the loop."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.times: list[float] = []
+
+        def set_threadsafe(self, loop: asyncio.AbstractEventLoop, reason: str) -> None:
+            self.times.append(time.monotonic())
+            super().set_threadsafe(loop, reason)
+
+    shares: dict[str, list[float]] = {"start": [], "rm": []}
     asyncio.run(passes())
-    return figures
+    return figures, shares
 
 
 def summary(label: str, values: list[float]) -> str:
@@ -558,12 +595,16 @@ def main() -> int:
                 for failure in result.failures:
                     print(f"  FAILED {failure}", flush=True)
             if not args.no_pass:
-                figures = pass_over(client, args.pass_containers, args.parallel, workdir)
+                figures, shares = pass_over(client, args.pass_containers, args.parallel, workdir)
                 running = args.background + args.pass_containers
                 print(f"reconcile over {running} running containers (in process):")
                 for label, value in figures.items():
                     shown = f"{value * 1000:.1f} ms" if "calls" not in label else f"{value:.0f}"
                     print(f"  {label}: {shown}")
+                print("the source's share: the events thread wakes the loop (negative: before")
+                print("the call returned), with the change queued for the next load:")
+                print(summary("after docker run -d returned", shares["start"]))
+                print(summary("after docker rm -f returned", shares["rm"]))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
