@@ -135,8 +135,9 @@ def parse_ip(text: str) -> IPAddress | None:
         return None
 
 
+@lru_cache(maxsize=1 << 16)
 def reverse_name(address: IPAddress) -> str:
-    """The PTR owner name: ``10.0.1.125`` -> ``125.1.0.10.in-addr.arpa.``."""
+    """The PTR owner name: ``10.0.1.125`` -> ``125.1.0.10.in-addr.arpa.`` (cached)."""
     return address.reverse_pointer + "."
 
 

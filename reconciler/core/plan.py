@@ -120,11 +120,39 @@ def calculate(current: ZoneSet, desired: ZoneSet) -> Changes:
 def _rrset_changes(
     before: ZoneContent | None, after: ZoneContent | None
 ) -> tuple[RRsetChange, ...]:
-    old = {(r.name, r.rdtype): r for r in (before.rrsets if before else ())}
-    new = {(r.name, r.rdtype): r for r in (after.rrsets if after else ())}
+    """Both zones' RRsets are in canonical order: one merge, no sort (a created or deleted
+    zone is every RRset in order)."""
+    old = before.rrsets if before else ()
+    new = after.rrsets if after else ()
+    if not old:
+        return tuple(RRsetChange(r.name, r.rdtype, None, r) for r in new)
+    if not new:
+        return tuple(RRsetChange(r.name, r.rdtype, r, None) for r in old)
     result = []
-    for key in sorted(set(old) | set(new), key=lambda k: (name_key(k[0]), type_key(k[1]))):
-        a, b = old.get(key), new.get(key)
-        if a != b:
-            result.append(RRsetChange(key[0], key[1], a, b))
+    i = j = 0
+    a_key = _key(old[0])
+    b_key = _key(new[0])
+    while i < len(old) or j < len(new):
+        if j == len(new) or (i < len(old) and a_key < b_key):
+            a = old[i]
+            result.append(RRsetChange(a.name, a.rdtype, a, None))
+            i += 1
+            a_key = _key(old[i]) if i < len(old) else a_key
+        elif i == len(old) or b_key < a_key:
+            b = new[j]
+            result.append(RRsetChange(b.name, b.rdtype, None, b))
+            j += 1
+            b_key = _key(new[j]) if j < len(new) else b_key
+        else:
+            a, b = old[i], new[j]
+            if a is not b and a != b:
+                result.append(RRsetChange(a.name, a.rdtype, a, b))
+            i += 1
+            j += 1
+            a_key = _key(old[i]) if i < len(old) else a_key
+            b_key = _key(new[j]) if j < len(new) else b_key
     return tuple(result)
+
+
+def _key(rrset: RRset) -> tuple[tuple[str, ...], tuple[int, str]]:
+    return (name_key(rrset.name), type_key(rrset.rdtype))

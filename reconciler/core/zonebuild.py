@@ -39,7 +39,7 @@ Rules at one name, applied in this order:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from reconciler.core import names, rdata
@@ -63,11 +63,12 @@ _SHARED, _EXCLUSIVE, _AGGREGATED = "shared", "exclusive", "aggregated"
 EXCLUSIVE = _EXCLUSIVE
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class Claim:
     """One RR someone wants at a name. For SRV, ``srv`` holds (priority, weight, port,
     target) and ``text`` is filled in once weights are normalised. Claims compare and hash
-    by identity: the index removes exactly the claim objects a record added."""
+    by identity: the index removes exactly the claim objects a record added. Never changed
+    once made (not frozen only because frozen dataclasses are slow to create)."""
 
     rdtype: str
     text: str
@@ -158,11 +159,12 @@ def _service(record: ServiceRecord, zones: frozenset[str], settings: ZoneSetting
         claims.append((name, Claim(rdtype, text, ttl, provenance, kind, depth, record.group)))
 
     target = names.strip_labels(record.name, record.target_strip, zone)
+    address_text = str(address) if address is not None else ""
+    rdtype = "AAAA" if ":" in address_text else "A"
     if address is not None:
-        rdtype = rdata.address_rdtype(address)
-        claim(record.name, rdtype, str(address), "spec.host", _SHARED)
+        claim(record.name, rdtype, address_text, "spec.host", _SHARED)
         for name in below:
-            claim(name, rdtype, str(address), "spec.host", _AGGREGATED, via=record.name)
+            claim(name, rdtype, address_text, "spec.host", _AGGREGATED, via=record.name)
         if settings.reverse and record.reverse:
             claim(names.reverse_name(address), "PTR", record.name, "spec.host", _SHARED)
     elif record.host:
@@ -189,7 +191,7 @@ def _service(record: ServiceRecord, zones: frozenset[str], settings: ZoneSetting
             )
             continue
         if address is not None:
-            claim(alias, rdata.address_rdtype(address), str(address), "spec.aliases", _EXCLUSIVE)
+            claim(alias, rdtype, address_text, "spec.aliases", _EXCLUSIVE)
         elif record.host:
             claim(alias, "CNAME", record.host, "spec.aliases", _EXCLUSIVE)
     return Contribution(tuple(claims), tuple(conflicts))
@@ -223,11 +225,15 @@ def zone_frame(zone: str, settings: ZoneSettings) -> tuple[Soa, dict[str, Resolv
 
 
 def resolve_name(
-    name: str, zone: str | None, claims: Iterable[Claim], reserved: bool, frame: Resolved | None
+    name: str, zone: str | None, claims: Collection[Claim], reserved: bool, frame: Resolved | None
 ) -> Resolved:
     """What the ``claims`` at ``name`` (in ``zone``; None: outside every zone) resolve to.
     ``reserved``: the name is a zone's nameserver; ``frame``: what the configuration puts
     there (SOA and NS aside)."""
+    if frame is None and zone is not None and not reserved:
+        single = _single(name, claims)
+        if single is not None:
+            return single
     dropped: list[Conflict] = []
     ordered = list(claims)  # every rule below gives the same result in any order
     if zone is None:
@@ -242,6 +248,22 @@ def resolve_name(
         provenance.update(sources)
     rrsets.sort(key=lambda r: rdata.type_key(r.rdtype))
     return Resolved(tuple(rrsets), provenance, _unique(dropped))
+
+
+def _single(name: str, claims: Collection[Claim]) -> Resolved | None:
+    """The common case: no claim is exclusive and none has a group (a service's own name,
+    its PTR, most aggregated names), so rules 1 and 2 do not apply; None otherwise."""
+    for claim in claims:
+        if claim.kind == _EXCLUSIVE or claim.group:
+            return None
+    provenance: dict[RRKey, tuple[Provenance, ...]] = {}
+    rrsets = []
+    for rrset, sources in rrsets_of(name, list(claims)):
+        rrsets.append(rrset)
+        provenance.update(sources)
+    if len(rrsets) > 1:
+        rrsets.sort(key=lambda r: rdata.type_key(r.rdtype))
+    return Resolved(tuple(rrsets), provenance, ())
 
 
 def _unique(conflicts: list[Conflict]) -> tuple[Conflict, ...]:
@@ -326,11 +348,24 @@ def _filter_groups(claims: list[Claim]) -> list[Claim]:
 def rrsets_of(
     name: str, claims: list[Claim]
 ) -> Iterable[tuple[RRset, dict[RRKey, tuple[Provenance, ...]]]]:
-    by_type: dict[str, list[Claim]] = defaultdict(list)
+    """Rules 3 and 4 over the claims kept at ``name``: one RRset per type, with the
+    provenance of each RR."""
+    by_type: dict[str, list[Claim]] = {}
     for claim in claims:
-        by_type[claim.rdtype].append(claim)
+        at = by_type.get(claim.rdtype)
+        if at is None:
+            by_type[claim.rdtype] = [claim]
+        else:
+            at.append(claim)
     for rdtype, claimed in by_type.items():
         group = _normalise_weights(claimed) if rdtype == "SRV" else claimed
+        if len(group) == 1:  # the common case: one claim, nothing to merge or sort
+            claim = group[0]
+            yield (
+                RRset(name, rdtype, claim.ttl, (claim.text,)),
+                {(name, rdtype, claim.text): (claim.provenance,)},
+            )
+            continue
         sources: dict[str, set[Provenance]] = defaultdict(set)
         for claim in group:
             sources[claim.text].add(claim.provenance)
