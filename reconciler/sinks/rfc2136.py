@@ -26,14 +26,15 @@ whole RRset the TTL of a record added to it; a TTL change re-adds one record.
 
 Updates for several names of one zone share a message (up to ``MAX_NAMES`` names and
 ``MAX_MESSAGE`` bytes), so the server commits them at once; when such a message fails on a
-prerequisite, each of its names is sent again on its own, so one name taken by someone else
-does not hold up the others. A name whose change is bigger than one message goes out in
-several, each guarded by the ownership TXT. Every message of a pass goes over one TCP
-connection. SOA and NS records, records at a zone's apex and the in-process server's
-``ns.dns`` glue belong to the server, never to the sink.
+prerequisite (or with SERVFAIL, e.g. BIND's limit on records per RRset), each of its names
+is sent again on its own, so one name taken by someone else does not hold up the others.
+A name whose change is bigger than one message goes out in several, each guarded by the
+ownership TXT. Every message of a pass goes over one TCP connection. SOA and NS records,
+records at a zone's apex and the in-process server's ``ns.dns`` glue belong to the server,
+never to the sink.
 
-Each failure (REFUSED, NOTAUTH, a failed prerequisite) is collected while the other
-messages still go out; a broken connection, a timeout or a TSIG failure stops the rest.
+Each failure (REFUSED, NOTAUTH, SERVFAIL, a failed prerequisite) is collected while the
+other messages still go out; a broken connection, a timeout or a TSIG failure stops the rest.
 The failures are raised together as ``TransientError``, and the loop then has the next
 pass read the zones again. dnspython is blocking: the exchanges run in
 ``asyncio.to_thread``. Built by ``daemon.make_sinks`` for ``--rfc2136-server``.
@@ -457,7 +458,7 @@ class Rfc2136Sink:
                 try:
                     error = self._exchange(connection, message)
                     if error is not None and len(message.items) > 1 and error[0]:
-                        for item in message.items:  # one prerequisite failed them all
+                        for item in message.items:  # one name may have failed them all
                             alone = Message(
                                 message.target, [item], item.prerequisites + item.updates
                             )
@@ -486,9 +487,10 @@ class Rfc2136Sink:
         return done, errors
 
     def _exchange(self, connection: _Connection, message: Message) -> tuple[bool, str] | None:
-        """Send one message: None on success, else (a prerequisite failed, what went wrong
-        naming server, zone, name and, for TSIG failures, the key). Raises on a broken
-        connection, a timeout or a TSIG failure."""
+        """Send one message: None on success, else (whether one of its names alone may be
+        the cause: a failed prerequisite, SERVFAIL; what went wrong, naming server, zone,
+        name and the key where it matters). Raises on a broken connection, a timeout or a
+        TSIG failure."""
         response = connection.exchange(message.build(self._keyring))
         rcode = response.rcode()
         where = self._where(message)
@@ -506,6 +508,11 @@ class Rfc2136Sink:
         if rcode == dns.rcode.REFUSED:
             return False, (
                 f"{where}: REFUSED (does the zone's update-policy allow key {self._key_name}?)"
+            )
+        if rcode == dns.rcode.SERVFAIL:
+            return True, (
+                f"{where}: SERVFAIL (see the server's log; BIND 9.18.28 and later refuse "
+                "RRsets of more than 100 records unless max-records-per-type allows them)"
             )
         return False, f"{where}: {text}"
 

@@ -62,7 +62,7 @@ class DynamicNamed:
     key: Path
 
     @classmethod
-    def start(cls, workdir: Path) -> DynamicNamed:
+    def start(cls, workdir: Path, zone_options: str = "") -> DynamicNamed:
         port = free_port()
         key = key_file(workdir / "dockzone.key")
         (workdir / "db.docker").write_text(ZONE)
@@ -71,6 +71,7 @@ class DynamicNamed:
     file "{workdir}/db.docker";
     update-policy {{ grant {KEY_NAME} zonesub ANY; }};
     allow-transfer {{ key {KEY_NAME}; }};
+    {zone_options}
 }};
 """
         process, log = start_named(workdir, port, zone, include=f'include "{key}";')
@@ -509,3 +510,25 @@ def test_a_name_taken_meanwhile_does_not_hold_up_the_others(
     asyncio.run(scenario())
     assert named.answers("fresh.docker.") == ["fresh.docker. 30 IN A 10.0.0.3"]
     assert named.answers("taken.docker.") == ["taken.docker. 300 IN A 10.8.8.8"]
+
+
+def test_an_rrset_the_server_refuses_does_not_hold_up_the_others(
+    tmp_path: Path, traffic: Traffic
+) -> None:
+    """BIND 9.18.28+ refuses RRsets over ``max-records-per-type`` (100 by default) with
+    SERVFAIL: the aggregated name fails, naming the cause; its neighbours still arrive."""
+    workdir = tmp_path / "limited"
+    workdir.mkdir()
+    server = DynamicNamed.start(workdir, zone_options="max-records-per-type 20;")
+    try:
+        source = MemorySource(*[record(f"s{i}.big", f"10.0.3.{i + 1}") for i in range(25)])
+        reconciler = Reconciler(source, SETTINGS, [sink_for(server)])
+        report = asyncio.run(reconciler.run_once())
+        assert len(report.errors) == 1, report.errors
+        assert "UPDATE of big.docker. " in report.errors[0]
+        assert "max-records-per-type" in report.errors[0]
+        assert len(traffic.updates) == 1 + 26  # the shared message, then each name alone
+        assert server.answers("s7.big.docker.") == ["s7.big.docker. 30 IN A 10.0.3.8"]
+        assert server.answers("big.docker.") == []
+    finally:
+        server.stop()
