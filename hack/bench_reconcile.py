@@ -481,7 +481,7 @@ def checkzone(zones: Path) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         result = subprocess.run(
-            [binary, "-q", origin, str(largest)],
+            [binary, origin, str(largest)],
             check=False,
             capture_output=True,
             text=True,
