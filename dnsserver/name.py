@@ -12,8 +12,9 @@ from functools import lru_cache
 
 ROOT = "."
 
-# Names made only of these characters need no escape handling (the common case, fast).
-_SIMPLE = re.compile(r"(?:[a-z0-9_*-]{1,63}\.)*[a-z0-9_*-]{1,63}\.?\Z")
+# Names made only of these characters need no escape handling (the common case, fast:
+# one character class, then the label checks in `parse_name`).
+_SIMPLE = re.compile(r"[a-z0-9_*-][a-z0-9_*.-]*")
 _LABEL_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_*/+=:,!#%&'<>?[]^`{|}~")
 _LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 
@@ -29,7 +30,11 @@ def parse_name(text: str, origin: str | None = None) -> str:
             raise ValueError("@ used without an origin")
         return origin
     low = text.lower()
-    if _SIMPLE.match(low):
+    if (
+        _SIMPLE.fullmatch(low) is not None
+        and ".." not in low
+        and (len(low) <= 64 or max(map(len, low.split("."))) <= 63)
+    ):
         if not low.endswith("."):
             if origin is None:
                 raise ValueError(f"relative name {text!r} without an origin")

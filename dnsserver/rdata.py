@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import socket
 import struct
+from types import MappingProxyType
 
 from dnsserver.name import name_to_wire, parse_name, read_name
 
@@ -57,6 +58,8 @@ _TYPES = {
     "HTTPS": 65,
 }
 _NAMES = {value: key for key, value in _TYPES.items()}
+TYPES = MappingProxyType(_TYPES)
+"""Numeric types by upper-case mnemonic."""
 
 # Types whose rdata holds a name whose A/AAAA belong in the additional section (RFC 1035
 # §3.3.9, RFC 2782), with the offset of that name inside the rdata.

@@ -12,12 +12,13 @@ same rules; `rrset_from_text` builds the RRsets of such a patch from master-file
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
+from typing import NamedTuple
 
 from dnsserver.errors import ZoneError
-from dnsserver.name import is_subdomain, parent, parse_name, split_labels
+from dnsserver.name import ROOT, is_subdomain, parent, parse_name, split_labels
 from dnsserver.rdata import (
     CNAME,
     NS,
@@ -32,19 +33,27 @@ from dnsserver.rdata import (
 _CNAME_COMPANIONS = frozenset({46, 47})
 
 WILDCARD_LABELS = frozenset({"*", "any"})
+_SPECIAL = frozenset({CNAME, SOA})  # types `add` checks before adding
+_NOT_INLINE = frozenset({CNAME, SOA, NS})  # types `add_many` leaves to `add`
 
 PatchKey = tuple[str, int | str]
 """Key of a zone patch: (owner name, type as a number or a mnemonic such as "A")."""
 
 
-@dataclass(frozen=True, slots=True)
-class RRset:
-    """Records of one name and type: rdata in uncompressed wire form, one TTL."""
+class RRset(NamedTuple):
+    """Records of one name and type: rdata in uncompressed wire form, one TTL.
+
+    A named tuple, not a frozen dataclass: as immutable, and built three times faster (a
+    40,000-record zone file holds ~30,000 RRsets).
+    """
 
     name: str
     rdtype: int
     ttl: int
     rdatas: tuple[bytes, ...]
+
+
+_tuple_new = tuple.__new__
 
 
 def rrset_from_text(
@@ -78,75 +87,136 @@ def rrset_from_text(
 class ZoneBuilder:
     """Collects records of one zone and validates them as they arrive.
 
-    `line` passed to `add` is reported in the `ZoneError` of a bad record.
+    `line` passed to `add` is reported in the `ZoneError` of a bad record. `build` hands
+    the collected tables over to the zone: add nothing after it.
     """
 
     def __init__(self, origin: str) -> None:
         self.origin = origin
-        self._nodes: dict[str, dict[int, tuple[int, dict[bytes, None]]]] = {}
+        self._nodes: dict[str, dict[int, RRset]] = {}
+        # RRsets with more than one record so far: their rdata in order, without duplicates
+        # (most RRsets hold one record: those are built once, in `add`).
+        self._more: dict[tuple[str, int], dict[bytes, None]] = {}
         self._inside = origin  # the last name found inside the origin (most come in runs)
+        self._built = False
+        self._cuts: set[str] = set()  # NS below the apex
+        self._wildcards: set[str] = set()  # names starting with "*."
 
     def add(self, name: str, rdtype: int, ttl: int, rdata: bytes, line: int | None = None) -> None:
         """Add one record; raises ZoneError when it breaks a zone rule."""
         if name != self._inside:
             if not is_subdomain(name, self.origin):
                 raise ZoneError(self.origin, f"{name} is outside the origin {self.origin}", line)
+            if self._built:
+                raise RuntimeError("ZoneBuilder.add after build")
             self._inside = name
         node = self._nodes.get(name)
         if node is None:
             node = self._nodes[name] = {}
-        entry = node.get(rdtype)
-        if entry is None:
-            if rdtype == CNAME:
-                if any(t not in _CNAME_COMPANIONS for t in node):
-                    raise ZoneError(self.origin, f"CNAME beside other data at {name}", line)
-            elif CNAME in node and rdtype not in _CNAME_COMPANIONS:
-                raise ZoneError(self.origin, f"CNAME beside other data at {name}", line)
-            if rdtype == SOA and name != self.origin:
-                raise ZoneError(self.origin, f"SOA at {name}, not at the zone apex", line)
-            node[rdtype] = (ttl, {rdata: None})
+            if name.startswith("*."):
+                self._wildcards.add(name)
+        rrset = node.get(rdtype)
+        if rrset is None:
+            if rdtype in _SPECIAL or CNAME in node:
+                self._check_new(node, name, rdtype, line)
+            elif rdtype == NS and name != self.origin:
+                self._cuts.add(name)
+            node[rdtype] = _tuple_new(RRset, (name, rdtype, ttl, (rdata,)))
             return
-        rdatas = entry[1]
-        if rdata in rdatas:
-            return
-        if rdtype in (CNAME, SOA):
-            what = "CNAME" if rdtype == CNAME else "SOA"
-            raise ZoneError(self.origin, f"more than one {what} record at {name}", line)
         # Like BIND, the first TTL seen wins for the whole RRset.
-        rdatas[rdata] = None
+        more = self._more.get((name, rdtype))
+        if more is None:
+            first = rrset.rdatas[0]
+            if rdata == first:
+                return
+            if rdtype in (CNAME, SOA):
+                what = "CNAME" if rdtype == CNAME else "SOA"
+                raise ZoneError(self.origin, f"more than one {what} record at {name}", line)
+            self._more[(name, rdtype)] = {first: None, rdata: None}
+        else:
+            more[rdata] = None
+
+    def add_many(self, records: Iterable[tuple[str, int, int, bytes, int | None]]) -> None:
+        """`add` each (name, type, ttl, rdata, line), in order; the bulk of a zone file."""
+        if self._built:
+            raise RuntimeError("ZoneBuilder.add after build")
+        nodes = self._nodes
+        origin = self.origin
+        below = "." + origin
+        add = self.add
+        inside = self._inside
+        for record in records:
+            name, rdtype, ttl, rdata, line = record
+            if rdtype not in _NOT_INLINE:
+                # The common case inline: a new RRset at a name without a CNAME.
+                if name != inside and (
+                    (name.endswith(below) and "\\" not in name) or is_subdomain(name, origin)
+                ):
+                    inside = self._inside = name
+                if name == inside:
+                    node = nodes.get(name)
+                    if node is None:
+                        if name[0] != "*":
+                            rrset = _tuple_new(RRset, (name, rdtype, ttl, (rdata,)))
+                            nodes[name] = {rdtype: rrset}
+                            continue
+                    elif rdtype not in node and CNAME not in node:
+                        node[rdtype] = _tuple_new(RRset, (name, rdtype, ttl, (rdata,)))
+                        continue
+            add(name, rdtype, ttl, rdata, line)
+            inside = self._inside
+
+    def _check_new(
+        self, node: Mapping[int, RRset], name: str, rdtype: int, line: int | None
+    ) -> None:
+        if rdtype == CNAME:
+            if any(t not in _CNAME_COMPANIONS for t in node):
+                raise ZoneError(self.origin, f"CNAME beside other data at {name}", line)
+        elif CNAME in node and rdtype not in _CNAME_COMPANIONS:
+            raise ZoneError(self.origin, f"CNAME beside other data at {name}", line)
+        if rdtype == SOA and name != self.origin:
+            raise ZoneError(self.origin, f"SOA at {name}, not at the zone apex", line)
 
     def build(self) -> Zone:
         """The finished zone; raises ZoneError when the apex has no SOA."""
-        apex = self._nodes.get(self.origin)
+        nodes = self._nodes
+        apex = nodes.get(self.origin)
         if apex is None or SOA not in apex:
             raise ZoneError(self.origin, f"no SOA record at the zone apex {self.origin}")
-        make = RRset
-        nodes: dict[str, dict[int, RRset]] = {
-            name: {
-                rdtype: make(name, rdtype, ttl, tuple(rdatas))
-                for rdtype, (ttl, rdatas) in node.items()
-            }
-            for name, node in self._nodes.items()
-        }
-        return Zone(self.origin, nodes)
+        for (name, rdtype), rdatas in self._more.items():
+            node = nodes[name]
+            node[rdtype] = RRset(name, rdtype, node[rdtype].ttl, tuple(rdatas))
+        self._more = {}
+        self._built = True
+        self._inside = ""
+        return Zone(self.origin, nodes, cuts=self._cuts, wildcards=self._wildcards)
 
 
 def _count_children(origin: str, nodes: Mapping[str, object]) -> dict[str, int]:
     """For every name that exists (owns data, or is an empty non-terminal), how many of its
     children exist; names without existing children are left out."""
-    children: dict[str, int] = {}
-    get = children.get
-    for name in nodes:
-        if name == origin:
-            continue
-        up = parent(name)
-        while up is not None:
-            count = get(up, 0)
-            children[up] = count + 1
-            if count or up in nodes or up == origin:
-                break  # `up` already existed: its own parent counted it
-            up = parent(up)  # `up` is a new empty non-terminal: count it at its parent
-    return children
+    # The parents of the names with data, counted in C; then the empty non-terminals among
+    # them, counted at their own parents, level by level.
+    children: dict[str, int] = Counter(
+        (name[name.index(".") + 1 :] or ROOT) if "\\" not in name else str(parent(name))
+        for name in nodes
+        if name != origin
+    )
+    level = [name for name in children if name not in nodes and name != origin]
+    while level:
+        above = []
+        for name in level:
+            up = parent(name)
+            if up is None:
+                continue
+            if up in children:
+                children[up] += 1
+            else:
+                children[up] = 1
+                if up not in nodes and up != origin:
+                    above.append(up)
+        level = above
+    return dict(children)
 
 
 class Zone:
@@ -169,14 +239,27 @@ class Zone:
         "soa",
     )
 
-    def __init__(self, origin: str, nodes: dict[str, dict[int, RRset]]) -> None:
+    def __init__(
+        self,
+        origin: str,
+        nodes: dict[str, dict[int, RRset]],
+        *,
+        cuts: Iterable[str] | None = None,
+        wildcards: Iterable[str] | None = None,
+    ) -> None:
+        """A zone of `nodes` (name -> type -> RRset, taken over, not copied); `cuts` and
+        `wildcards` when the caller knows them (ZoneBuilder does)."""
         self.origin = origin
         self._nodes = nodes
         self.soa = nodes[origin][SOA]
         self._children = _count_children(origin, nodes)
         # Delegation points (NS below the apex, RFC 1034 §4.2.1) and RFC 4592 wildcards.
-        self.cuts = frozenset(name for name, node in nodes.items() if NS in node and name != origin)
-        self._wildcards = frozenset(name for name in nodes if name.startswith("*."))
+        if cuts is None:
+            cuts = (name for name, node in nodes.items() if NS in node and name != origin)
+        if wildcards is None:
+            wildcards = (name for name in nodes if name.startswith("*."))
+        self.cuts = frozenset(cuts)
+        self._wildcards = frozenset(wildcards)
         self.has_wildcards = bool(self._wildcards)
         self._by_depth: dict[int, dict[str, list[str]]] | None = None
         self._nonterminals: frozenset[str] | None = None

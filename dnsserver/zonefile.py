@@ -4,21 +4,77 @@ Handles $ORIGIN, $TTL, $INCLUDE, `@`, relative names, omitted owner/TTL/class, p
 across lines, comments, and quoted strings with escapes. The result is validated like
 `named-checkzone` does (SOA at the apex, nothing outside the origin, no CNAME beside other
 data); every error names the file and line. Called by `zonedir.ZoneDirectory`.
+
+Files as dockzone writes them (one record per line, `name ttl IN TYPE rdata`, printable
+ASCII) take a fast path: one regular expression splits every such line into its fields
+(`re.findall`, in C), and A, SRV and TXT rdata are encoded inline (a 40,000-record zone
+loads in ~0.1 s instead of ~0.7 s). Any other line (a directive, an omitted owner or TTL,
+a comment after data, tabs, escapes, non-ASCII text) goes through the general tokenizer,
+alone; a file whose records run across lines (parentheses, quoted strings or escaped
+newlines) is parsed whole by it.
 """
 
 from __future__ import annotations
 
+import gc
 import os
+import re
+import socket
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from dnsserver.errors import ZoneError, ZoneLoadError
-from dnsserver.name import parse_name
-from dnsserver.rdata import SOA, is_rdtype, parse_ttl, rdata_from_tokens, rdtype_from_text
+from dnsserver.name import name_to_wire, parse_name
+from dnsserver.rdata import (
+    SOA,
+    SRV,
+    TXT,
+    TYPES,
+    A,
+    is_rdtype,
+    parse_ttl,
+    rdata_from_tokens,
+    rdtype_from_text,
+    split_rdata,
+)
 from dnsserver.zone import Zone, ZoneBuilder
 
 _CLASSES = frozenset({"IN", "CH", "HS", "CS", "ANY"})
 _MAX_INCLUDE_DEPTH = 8
+_TYPE_NUMBERS = dict(TYPES)
+_SRV_HEAD = struct.Struct("!HHH")
+
+# One physical line: either `owner ttl IN TYPE rdata` in printable ASCII, with no comment,
+# parentheses, escapes or `$` directive (groups 1-4), or anything else (group 5).
+_OWNER_FIRST = r"\x21\x23\x25-\x27\x2a-\x3a\x3c-\x5b\x5d-\x7e"  # not " $ ( ) ; \
+_OWNER_REST = r"\x21\x23-\x27\x2a-\x3a\x3c-\x5b\x5d-\x7e"  # not " ( ) ; \
+_RDATA = r"\x20-\x27\x2a-\x3a\x3c-\x5b\x5d-\x7e"  # printable, not ( ) ; \
+_LINE = re.compile(
+    rf"^(?:([{_OWNER_FIRST}][{_OWNER_REST}]*) +([0-9]+) +IN +([A-Z][A-Z0-9]*) +"
+    rf"([{_RDATA}]+)|(.*))$",
+    re.MULTILINE,
+)
+
+
+def text_line(owner: str, ttl: str, rdtype: str, rdata: str) -> str:
+    """A record line the fast path matched, for the general tokenizer."""
+    return f"{owner} {ttl} IN {rdtype} {rdata}"
+
+
+def _character_strings(texts: list[str]) -> bytes:
+    """TXT rdata from the contents of quoted strings without escapes."""
+    out = []
+    for text in texts:
+        raw = text.encode()
+        if len(raw) > 255:
+            raise ValueError("character-string longer than 255 bytes")
+        out.append(len(raw).to_bytes(1, "big") + raw)
+    return b"".join(out)
+
+
+class _Bail(Exception):
+    """The fast path cannot parse this text (parentheses, escapes, multi-line strings)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +87,13 @@ class _Entry:
     tokens: list[str]
 
 
-def _entries(text: str, path: str) -> Iterator[_Entry]:
+def _entries(text: str, path: str, first_line: int = 1) -> Iterator[_Entry]:
     """Split master-file text into logical lines; quoted tokens keep their quotes."""
     tokens: list[str] = []
     depth = 0
-    start_line = 1
+    start_line = first_line
     blank_owner = False
-    line = 1
+    line = first_line
     at_line_start = True
     i, n = 0, len(text)
     while i < n:
@@ -91,19 +147,131 @@ def _entries(text: str, path: str) -> Iterator[_Entry]:
 
 
 class _Parser:
-    def __init__(self, origin: str | None) -> None:
+    """Parses master files into `builder` (when the zone's origin is known) or `records`.
+
+    With `fast`, `parse` takes the line by line path and raises _Bail when it cannot;
+    the caller then starts over with a new parser without it.
+    """
+
+    def __init__(
+        self, origin: str | None, builder: ZoneBuilder | None = None, fast: bool = False
+    ) -> None:
         self.origin = origin
+        self.builder = builder
+        self.fast = fast
         self.default_ttl: int | None = None
         self.last_ttl: int | None = None
         self.last_owner: str | None = None
         self.records: list[tuple[str, int, int, bytes, str, int]] = []
 
     def parse(self, text: str, path: str, depth: int = 0) -> None:
-        for entry in _entries(text, path):
+        if self.fast:
+            self._parse_lines(text, path, depth)
+        else:
+            self._parse_entries(_entries(text, path), depth)
+
+    def _add(self, owner: str, rdtype: int, ttl: int, rdata: bytes, entry: _Entry) -> None:
+        if self.builder is None:
+            self.records.append((owner, rdtype, ttl, rdata, entry.path, entry.line))
+            return
+        try:
+            self.builder.add(owner, rdtype, ttl, rdata, entry.line)
+        except ZoneError as exc:
+            raise ZoneLoadError(entry.path, entry.line, exc.reason, self.builder.origin) from None
+
+    def _parse_entries(self, entries: Iterator[_Entry], depth: int) -> None:
+        for entry in entries:
             try:
                 self._entry(entry, depth)
             except ValueError as exc:
                 raise ZoneLoadError(entry.path, entry.line, str(exc)) from None
+
+    def _parse_lines(self, text: str, path: str, depth: int) -> None:
+        """The fast path: records one per line, as dockzone writes them (see the module).
+
+        Raises _Bail when a line may continue on the next one.
+        """
+        types = _TYPE_NUMBERS
+        builder = self.builder
+        records = self.records
+        pending: list[tuple[str, int, int, bytes, int | None]] = []  # for builder.add_many
+        names: dict[str, str] = {}  # name text -> canonical name (under this $ORIGIN)
+        inet_pton = socket.inet_pton
+        af_inet = socket.AF_INET
+        pack_srv = _SRV_HEAD.pack
+        owner_text: str | None = None  # None: parse the next owner afresh
+        owner = ""
+        ttl_text = ""
+        ttl = line_ttl = 0
+        for number, (owner_field, ttl_field, type_field, rdata_text, other) in enumerate(
+            _LINE.findall(text), 1
+        ):
+            if owner_field:
+                rdtype = types.get(type_field)
+                if ttl_field != ttl_text:
+                    line_ttl = int(ttl_field)
+                    ttl_text = ttl_field if line_ttl <= 0xFFFFFFFF else ""
+                if rdtype is not None and ttl_text:
+                    try:
+                        if owner_field != owner_text:
+                            found = names.get(owner_field)
+                            if found is None:
+                                found = names[owner_field] = parse_name(owner_field, self.origin)
+                            owner = found
+                            owner_text = owner_field
+                        if rdtype == A and rdata_text.count(".") == 3:
+                            rdata = inet_pton(af_inet, rdata_text)
+                        elif rdtype == SRV:
+                            priority, weight, port, host = rdata_text.split()
+                            target = names.get(host)
+                            if target is None:
+                                target = names[host] = parse_name(host, self.origin)
+                            rdata = pack_srv(int(priority), int(weight), int(port))
+                            rdata += name_to_wire(target)
+                        elif rdtype == TXT and rdata_text[0] == '"':
+                            parts = rdata_text.split('"')
+                            if not len(parts) & 1 or "".join(parts[::2]).strip():
+                                raise ValueError  # not just quoted strings: the slow way
+                            rdata = _character_strings(parts[1::2])
+                        else:
+                            rdata = rdata_from_tokens(rdtype, split_rdata(rdata_text), self.origin)
+                    except (ValueError, OSError, struct.error):
+                        pass  # the general path below parses it, or says what is wrong
+                    else:
+                        if builder is None:
+                            records.append((owner, rdtype, line_ttl, rdata, path, number))
+                        else:
+                            pending.append((owner, rdtype, line_ttl, rdata, number))
+                        ttl = line_ttl
+                        continue
+                line = text_line(owner_field, ttl_field, type_field, rdata_text)
+            else:
+                line = other
+                if not line or line[0] == ";" or line.isspace():
+                    continue
+                if "(" in line or ")" in line or line.endswith("\\") or line.count('"') & 1:
+                    raise _Bail  # a record that may run on across lines
+            if owner_text is not None:
+                self.last_ttl = ttl
+                self.last_owner = owner
+            owner_text = None
+            names.clear()  # a directive may change $ORIGIN
+            self._flush(pending, path)
+            self._parse_entries(_entries(line, path, number), depth)
+        if owner_text is not None:
+            self.last_ttl = ttl
+            self.last_owner = owner
+        self._flush(pending, path)
+
+    def _flush(self, pending: list[tuple[str, int, int, bytes, int | None]], path: str) -> None:
+        """Hand the records the fast path collected to the builder (before any other)."""
+        if not pending or self.builder is None:
+            return
+        try:
+            self.builder.add_many(pending)
+        except ZoneError as exc:
+            raise ZoneLoadError(path, exc.line or 0, exc.reason, self.builder.origin) from None
+        pending.clear()
 
     def _entry(self, entry: _Entry, depth: int) -> None:
         tokens = entry.tokens
@@ -147,7 +315,7 @@ class _Parser:
         else:
             self.last_ttl = ttl
         self.last_owner = owner
-        self.records.append((owner, rdtype, ttl, rdata, entry.path, entry.line))
+        self._add(owner, rdtype, ttl, rdata, entry)
 
     def _directive(self, entry: _Entry, depth: int) -> None:
         name, args = entry.tokens[0].upper(), entry.tokens[1:]
@@ -178,9 +346,34 @@ def parse_zone_text(text: str, origin: str | None = None, path: str = "<string>"
 
     The zone's origin is `origin` when given, else the first $ORIGIN, else the SOA's owner.
     """
+    collecting = gc.isenabled()
+    gc.disable()  # the records are no garbage: collecting while they pile up costs ~10%
+    try:
+        return _parse_zone_text(text, origin, path)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _parse_zone_text(text: str, origin: str | None, path: str) -> Zone:
     zone_origin = parse_name(origin) if origin is not None else None
-    parser = _Parser(zone_origin)
-    parser.parse(text, path)
+    if zone_origin is not None:
+        builder = ZoneBuilder(zone_origin)
+        try:
+            _Parser(zone_origin, builder, fast=True).parse(text, path)
+        except _Bail:
+            builder = ZoneBuilder(zone_origin)
+            _Parser(zone_origin, builder).parse(text, path)
+        try:
+            return builder.build()
+        except ZoneError as exc:
+            raise ZoneLoadError(path, 1, exc.reason, zone_origin) from None
+    try:
+        parser = _Parser(zone_origin, fast=True)
+        parser.parse(text, path)
+    except _Bail:
+        parser = _Parser(zone_origin)
+        parser.parse(text, path)
     if zone_origin is None:
         zone_origin = parser.origin
         if zone_origin is None:

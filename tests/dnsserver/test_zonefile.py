@@ -187,3 +187,106 @@ def test_errors_name_file_and_line(
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ZoneLoadError, match="cannot read"):
         load_zone_file(tmp_path / "db.missing")
+
+
+# Lines as dockzone writes them, and lines of every other kind mixed in, for the fast path.
+FAST_PATH_TEXT = """\
+; dockzone zone file for docker. (written by dockzone; edits are overwritten)
+$ORIGIN docker.
+$TTL 30
+docker.                30 IN SOA   ns.dns.docker. hostmaster.docker. 7 3600 600 86400 30
+docker.                30 IN NS    ns.dns.docker.
+ns.dns.docker.         30 IN A     127.0.0.1
+_http._tcp.web.docker. 30 IN SRV   10 100 8080 web.docker.
+_http._tcp.web.docker. 30 IN SRV   20 50 8081 web2
+app.docker.            30 IN A     10.0.0.1
+app.docker.            60 IN A     10.0.0.2
+app.docker.            30 IN A     10.0.0.1
+web.docker.            30 IN A     10.0.0.1
+web.docker.            30 IN TXT   "service=web" "image=nginx:1.25"
+web.docker.            30 IN TXT   "a;b"
+web.docker.            30 IN TXT   plain "mixed"
+web.docker.            30 IN TXT   "caf\u00e9"
+web2                   30 IN AAAA  fd00::2
+web2                   30 IN A     10.0.0.2 ; a comment after data
+web2                   30 IN MX    10 web.docker.
+alias.docker.          30 IN CNAME web.docker.
+*.wild.docker.         30 IN A     10.0.9.9
+sub.docker.            30 IN NS    ns.sub.docker.
+ns.sub.docker.         30 IN A     10.0.5.1
+tab.docker.\t30\tIN\tA\t10.0.0.3
+crlf.docker.           30 IN A     10.0.0.4\r
+                       30 IN A     10.0.0.5
+esc\\.dot.docker.      30 IN A     10.0.0.6
+lower.docker.          30 IN a     10.0.0.7
+$ORIGIN sub2.docker.
+rel                    30 IN A     10.0.0.8
+big                    4294967295 IN A 10.0.0.9
+"""
+
+
+def test_the_fast_path_builds_what_the_general_tokenizer_builds() -> None:
+    from dnsserver.zone import ZoneBuilder  # noqa: PLC0415
+    from dnsserver.zonefile import _Parser  # noqa: PLC0415 (the two paths, side by side)
+
+    fast = ZoneBuilder("docker.")
+    _Parser("docker.", fast, fast=True).parse(FAST_PATH_TEXT, "f")
+    general = ZoneBuilder("docker.")
+    _Parser("docker.", general).parse(FAST_PATH_TEXT, "f")
+    ours, theirs = fast.build(), general.build()
+    assert sorted(ours.rrsets()) == sorted(theirs.rrsets())
+    assert ours.nonterminals == theirs.nonterminals
+    assert ours.cuts == theirs.cuts == {"sub.docker."}
+    assert ours.has_wildcards
+    assert len(ours) == 26
+    assert _texts(ours, "app.docker.", "A") == ["10.0.0.1", "10.0.0.2"]
+    app = ours.get("app.docker.", rdtype_from_text("A"))
+    assert app is not None
+    assert app.ttl == 30
+    assert _texts(ours, "web.docker.", "TXT") == [
+        '"a;b"',
+        '"caf\\195\\169"',
+        '"plain" "mixed"',
+        '"service=web" "image=nginx:1.25"',
+    ]
+    assert _texts(ours, "crlf.docker.", "A") == ["10.0.0.4", "10.0.0.5"]
+    assert _texts(ours, "rel.sub2.docker.", "A") == ["10.0.0.8"]
+    assert ours.get("esc\\.dot.docker.", 1) is not None
+
+
+@pytest.mark.parametrize(
+    ("tail", "line", "reason"),
+    [
+        ("x.docker. 30 IN A 10.0.0", 5, "bad A rdata"),
+        ("x.docker. 30 IN SRV 1 2 x.docker.", 5, "bad SRV rdata"),
+        ("x.docker. 30 IN SRV 1 2 70000 x.docker.", 5, "bad SRV rdata"),
+        ("x.docker. 4294967296 IN A 10.0.0.1", 5, "TTL out of range"),
+        ('x.docker. 30 IN TXT "' + "y" * 256 + '"', 5, "longer than 255"),
+        ("x.other. 30 IN A 10.0.0.1", 5, "outside the origin"),
+        ("x.docker. 30 IN A 10.0.0.1\nx.docker. 30 IN CNAME y.docker.", 6, "CNAME beside"),
+        ("x..docker. 30 IN A 10.0.0.1", 5, "empty label"),
+    ],
+)
+def test_fast_path_errors_name_the_line(tail: str, line: int, reason: str) -> None:
+    head = (
+        "; dockzone (header)\n$TTL 30\n"
+        "docker. 30 IN SOA ns.docker. h.docker. 1 3600 600 86400 30\n"
+        "docker. 30 IN NS ns.docker.\n"
+    )
+    with pytest.raises(ZoneLoadError) as info:
+        parse_zone_text(head + tail + "\n", "docker.", "db.docker")
+    assert info.value.line == line
+    assert reason in info.value.reason
+
+
+def test_records_running_across_lines_take_the_general_path() -> None:
+    zone = parse_zone_text(
+        "docker. 30 IN SOA ns.docker. h.docker. 1 3600 600 86400 30\n"
+        "web.docker. 30 IN A 10.0.0.1\n"
+        't.docker. 30 IN TXT ( "one"\n  "two" )\n'
+        'u.docker. 30 IN TXT "multi\nline"\n',
+        "docker.",
+    )
+    assert _texts(zone, "t.docker.", "TXT") == ['"one" "two"']
+    assert _texts(zone, "u.docker.", "TXT") == ['"multi\\010line"']
+    assert _texts(zone, "web.docker.", "A") == ["10.0.0.1"]
