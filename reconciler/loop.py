@@ -38,7 +38,7 @@ from reconciler.sources import Snapshot, Source
 log = logging.getLogger(__name__)
 
 MAX_LOGGED_CHANGES = 50
-"""RRset changes logged (a line per RR) in a pass; beyond that, a count."""
+"""RR changes logged one per line in a pass; beyond that, a count of RRset changes."""
 
 FULL_REASONS = frozenset({"resync", "SIGHUP"})
 """Wakeup reasons that make the next pass a full one."""
@@ -272,15 +272,15 @@ class Reconciler:
             report.seconds,
         )
         logged = 0
-        total = sum(len(zone.rrsets) for zone in changes.zones)
         for zone in changes.zones:
             for change in zone.rrsets:
-                if logged == MAX_LOGGED_CHANGES:
-                    log.info("... and %d more RRset changes", total - logged)
-                    return
                 for line in change.lines():
+                    if logged == MAX_LOGGED_CHANGES:
+                        total = sum(len(z.rrsets) for z in changes.zones)
+                        log.info("... and more (%d RRset changes in all)", total)
+                        return
                     log.info("%s", line)
-                logged += 1
+                    logged += 1
 
     async def run(self, wakeup: Wakeup, stop: asyncio.Event) -> None:
         """Pass, then a pass as soon as a trigger arrives, until ``stop`` is set; triggers

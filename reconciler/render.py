@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.core.model import ZoneContent
+from reconciler.core.model import RRset, ZoneContent
 
 ZONE_HEADER = "; dockzone zone file for "
 """First line of every zone file dockzone writes; files without it are not dockzone's."""
@@ -34,14 +34,40 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_zone(zone: ZoneContent, serial: int) -> str:
+RowCache = dict[int, tuple[RRset, int, str]]
+"""Rendered lines per RRset (by identity, the RRset kept alive with them) and name width."""
+
+
+def render_zone(zone: ZoneContent, serial: int, cache: RowCache | None = None) -> str:
     """The master file (RFC 1035 section 5) for ``zone`` with SOA serial ``serial``: absolute
-    names, one RR per line, SOA first, then RRsets in canonical order."""
-    rows = [(zone.origin, zone.soa.ttl, "SOA", zone.soa.to_text(serial))]
+    names, one RR per line, SOA first, then RRsets in canonical order.
+
+    ``cache`` (one per zone, kept by the caller) holds each RRset's lines from the last
+    render: a zone of 40,000 records where a few RRsets changed is joined, not formatted
+    again. It is replaced with the lines of this render's RRsets only."""
+    width = max([len(zone.origin)] + [len(rrset.name) for rrset in zone.rrsets])
+    parts = [_row(zone.origin, width, zone.soa.ttl, "SOA", zone.soa.to_text(serial))]
+    old = cache if cache is not None else {}
+    new: RowCache = {}
     for rrset in zone.rrsets:
-        rows.extend((rrset.name, rrset.ttl, rrset.rdtype, text) for text in rrset.rdatas)
-    width = max(len(row[0]) for row in rows)
-    return _environment().get_template("zone.j2").render(zone=zone, rows=rows, width=width)
+        key = id(rrset)
+        known = old.get(key)
+        if known is not None and known[0] is rrset and known[1] == width:
+            text = known[2]
+        else:
+            text = "".join(
+                _row(rrset.name, width, rrset.ttl, rrset.rdtype, data) for data in rrset.rdatas
+            )
+        new[key] = (rrset, width, text)
+        parts.append(text)
+    if cache is not None:
+        cache.clear()
+        cache.update(new)
+    return _environment().get_template("zone.j2").render(zone=zone, records="".join(parts))
+
+
+def _row(name: str, width: int, ttl: int, rdtype: str, data: str) -> str:
+    return f"{name.ljust(width)} {ttl} IN {rdtype.ljust(5)} {data}\n"
 
 
 def render_corefile(

@@ -41,12 +41,17 @@ class RRsetChange:
         result = []
         old = self.old.rdatas if self.old else ()
         new = self.new.rdatas if self.new else ()
+        kept_old, kept_new = frozenset(old), frozenset(new)  # big aggregates: no O(n^2)
         if self.old is not None:
             ttl = self.old.ttl
-            result += [f"- {self.name} {ttl} IN {self.rdtype} {t}" for t in old if t not in new]
+            result += [
+                f"- {self.name} {ttl} IN {self.rdtype} {t}" for t in old if t not in kept_new
+            ]
         if self.new is not None:
             ttl = self.new.ttl
-            result += [f"+ {self.name} {ttl} IN {self.rdtype} {t}" for t in new if t not in old]
+            result += [
+                f"+ {self.name} {ttl} IN {self.rdtype} {t}" for t in new if t not in kept_old
+            ]
         if self.old and self.new and self.old.ttl != self.new.ttl:
             result.append(f"~ {self.name} IN {self.rdtype} TTL {self.old.ttl} -> {self.new.ttl}")
         return result

@@ -27,7 +27,7 @@ from reconciler.core.model import RRset, Soa, ZoneContent, ZoneSet
 from reconciler.core.plan import Changes
 from reconciler.core.serials import next_serial, serial_lt
 from reconciler.errors import ZoneWriteError
-from reconciler.render import ZONE_HEADER, render_zone
+from reconciler.render import ZONE_HEADER, RowCache, render_zone
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +209,7 @@ class ZoneFileSink:
         self._serials: dict[str, int] | None = None
         self._prepared: dict[str, int] = {}
         self._memo: dict[Path, tuple[FileStamp, ZoneFile]] = {}
+        self._rows: dict[str, RowCache] = {}
 
     def files(self) -> dict[str, ZoneFile]:
         return load_zone_files(self.directory, self._memo)
@@ -260,6 +261,7 @@ class ZoneFileSink:
                 )
                 continue
             if zone.desired is None:
+                self._rows.pop(zone.origin, None)
                 if on_disk:
                     path.unlink()
                     fsync_directory(self.directory)
@@ -269,7 +271,8 @@ class ZoneFileSink:
             if serial is None:
                 serial = next_serial(known.get(zone.origin), int(self.clock()))
             try:
-                atomic_write(path, render_zone(zone.desired, serial))
+                rows = self._rows.setdefault(zone.origin, {})
+                atomic_write(path, render_zone(zone.desired, serial, rows))
             except OSError as exc:
                 report.errors.append(
                     ZoneWriteError(zone.origin, str(path), os.strerror(exc.errno or 0) or str(exc))
