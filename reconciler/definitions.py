@@ -147,7 +147,7 @@ def load_file(file: Path, label: str, defaults: NameDefaults) -> Definitions:
     return parse_definitions(text, label, defaults)
 
 
-def read_text(file: Path) -> tuple[str, os.stat_result]:
+def read_text(file: str | Path) -> tuple[str, os.stat_result]:
     """The text of ``file`` (UTF-8, universal newlines, as ``Path.read_text`` reads it) and
     its ``stat`` from the same open file. Raises OSError or UnicodeDecodeError."""
     with open(file, "rb") as stream:
@@ -280,7 +280,7 @@ def _fast_documents(text: str) -> Iterator[Any]:
     parser = yaml.CSafeLoader(text)
     get = parser.get_event
     typed = frozenset(parser.yaml_implicit_resolvers)
-    if None in typed:
+    if None in typed or parser.yaml_path_resolvers:
         raise _Unsupported
     plain = _plain_values
 
@@ -330,7 +330,15 @@ def _fast_documents(text: str) -> Iterator[Any]:
 
 
 def _plain_value(loader: yaml.CSafeLoader, value: str) -> Any:
-    tag = loader.resolve(ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+    # Resolver.resolve for a plain scalar, without wildcard or path resolvers (checked).
+    tag = next(
+        (
+            tag
+            for tag, pattern in loader.yaml_implicit_resolvers.get(value[:1], ())
+            if pattern.match(value)
+        ),
+        _STR_TAG,
+    )
     if tag == _STR_TAG:
         result: Any = value
     elif tag in _SCALAR_TAGS:

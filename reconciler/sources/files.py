@@ -291,7 +291,7 @@ class FilesSource:
         """Read ``label`` again; what it defines now replaces what it defined."""
         file = self._files.get(label)
         try:
-            text, stat = read_text(Path(path))
+            text, stat = read_text(path)
         except FileNotFoundError:
             self._remove(label, affected)
             return

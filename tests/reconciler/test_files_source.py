@@ -359,6 +359,9 @@ def test_incremental_loads_equal_a_full_read_after_random_edits(tmp_path: Path) 
         expected = load_definitions(tmp_path, DEFAULTS)
         assert sorted(view.records, key=_where) == sorted(expected.records, key=_where)
         assert set(view.problems) == {f"{e} (definition skipped)" for e in expected.errors}
+        held = source.definitions()
+        assert held.documents == expected.documents
+        assert [str(e) for e in held.errors] == [str(e) for e in expected.errors]
     full = source.load(full=True)
     assert dict(full.groups) == view.groups
 
