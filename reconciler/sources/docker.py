@@ -776,11 +776,18 @@ class DockerSource:
             if stream is not None:
                 with contextlib.suppress(*_DOCKER_ERRORS, AttributeError):
                     stream.close()  # unblocks the events thread
+            # Let it finish (an inspect under way) while the event loop still runs.
+            await asyncio.to_thread(thread.join, 2.0)
             self.close()
 
     def _follow(
         self, wakeup: Wakeup, loop: asyncio.AbstractEventLoop, done: threading.Event
     ) -> None:
+        def wake(reason: str) -> None:
+            if not done.is_set():
+                with contextlib.suppress(RuntimeError):  # the event loop closed: stopping
+                    wakeup.set_threadsafe(loop, reason)
+
         delay = 0.5
         while not done.is_set():
             since = self._since
@@ -797,7 +804,7 @@ class DockerSource:
                 with self._lock:
                     relist = self._full
                 if relist:  # back after a break (or before the first good list)
-                    wakeup.set_threadsafe(loop, "docker reconnected")
+                    wake("docker reconnected")
                 delay = 0.5
                 for event in stream:
                     if done.is_set():
@@ -805,12 +812,16 @@ class DockerSource:
                     self._since = time.time()
                     reason = self.handle(client, event)
                     if reason is not None:
-                        wakeup.set_threadsafe(loop, reason)
+                        wake(reason)
                 stream.close()
             except _DOCKER_ERRORS as exc:
                 if done.is_set():
                     return
                 log.debug("docker events: %s; retrying in %.1fs", exc, delay)
+            except Exception:  # a stream cut under the reader, an event of a new shape
+                if done.is_set():
+                    return
+                log.warning("docker events: unexpected error; reconnecting", exc_info=True)
             finally:
                 if client is not None:
                     with contextlib.suppress(*_DOCKER_ERRORS):
@@ -820,7 +831,7 @@ class DockerSource:
             self._since = time.time()
             with self._lock:
                 self._full = True  # events may be lost: the next load lists everything
-            wakeup.set_threadsafe(loop, "docker events interrupted")
+            wake("docker events interrupted")
             done.wait(delay)
             delay = min(delay * 2, 10.0)
 

@@ -819,6 +819,33 @@ def test_watch_wakes_the_loop_at_once_and_relists_after_a_break() -> None:
     asyncio.run(scenario())
 
 
+def test_an_event_of_an_unknown_shape_reconnects_instead_of_stopping_the_watcher() -> None:
+    fake = FakeDocker()
+    source = make_source(fake)
+
+    async def scenario() -> None:
+        wakeup, stop = Wakeup(), asyncio.Event()
+        source.load()
+        watcher = asyncio.create_task(source.watch(wakeup, stop))
+        try:
+            await asyncio.sleep(0.2)
+            await _drain(wakeup)
+            fake.queue.put({"Type": "container", "Action": "start", "Actor": "?"})
+            reasons = await asyncio.wait_for(wakeup.wait(), 5)
+            assert "docker events interrupted" in reasons
+            assert source.load().complete  # events may be lost: listed afresh
+            cid = fake.run("after")
+            reasons = await asyncio.wait_for(wakeup.wait(), 5)
+            while "docker start" not in reasons:  # the reconnection may wake it first
+                reasons = await asyncio.wait_for(wakeup.wait(), 5)
+            assert cid in source.load().groups
+        finally:
+            stop.set()
+            await asyncio.wait_for(watcher, 5)
+
+    asyncio.run(scenario())
+
+
 async def _drain(wakeup: Wakeup) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(wakeup.wait(), 0.3)
