@@ -12,8 +12,9 @@ run ``sleep``. Then:
    in turn: the time from ``docker run -d`` returning (create + start) until dockzone
    answers its name with its address, then from ``docker rm -f`` returning until the name
    is NXDOMAIN (median and max). ``--tree DIR`` (repeatable) runs ``dockzone run`` from
-   other checkouts instead of this working tree (``git archive REV | tar -x -C DIR``; with
-   this repository's .venv), each in turn over the same background, to compare commits.
+   other checkouts instead of this working tree (``git archive REV | tar -x -C DIR``, and
+   REV in DIR/REVISION to label it; with this repository's .venv), each in turn over the
+   same background, to compare commits.
 3. A reconcile pass in process, with this checkout's code, over every running container
    (the background plus ``--pass-containers``): the first pass (every container
    inspected), a pass with nothing changed, and the pass after one more container started
@@ -393,6 +394,8 @@ def summary(label: str, values: list[float]) -> str:
 
 def describe(tree: Path) -> str:
     if not (tree / ".git").exists():
+        with contextlib.suppress(OSError):  # `git archive` trees: write the revision there
+            return "revision " + (tree / "REVISION").read_text().strip()
         return "not a git checkout"
     try:
         out = subprocess.run(
