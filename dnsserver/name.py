@@ -13,9 +13,11 @@ from functools import lru_cache
 ROOT = "."
 
 # Names made only of these characters need no escape handling (the common case, fast:
-# one character class, then the label checks in `parse_name`).
-_SIMPLE = re.compile(r"[a-z0-9_*-][a-z0-9_*.-]*")
+# one character class, then the label checks in `simple_name`).
+SIMPLE_NAME = r"[A-Za-z0-9_*-][A-Za-z0-9_*.-]*"
+_SIMPLE = re.compile(SIMPLE_NAME)
 _LABEL_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_*/+=:,!#%&'<>?[]^`{|}~")
+_LENGTH = [bytes((n,)) for n in range(64)]
 _LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 
 
@@ -29,19 +31,26 @@ def parse_name(text: str, origin: str | None = None) -> str:
         if origin is None:
             raise ValueError("@ used without an origin")
         return origin
+    if _SIMPLE.fullmatch(text) is not None:
+        return simple_name(text, origin)
+    return _parse_escaped(text, origin)
+
+
+def simple_name(text: str, origin: str | None = None) -> str:
+    """`parse_name` of a text that matches `SIMPLE_NAME` (the caller made sure)."""
     low = text.lower()
-    if (
-        _SIMPLE.fullmatch(low) is not None
-        and ".." not in low
-        and (len(low) <= 64 or max(map(len, low.split("."))) <= 63)
-    ):
-        if not low.endswith("."):
-            if origin is None:
-                raise ValueError(f"relative name {text!r} without an origin")
-            low = low + "." + origin if origin != ROOT else low + "."
-        if len(low) > 254:
-            raise ValueError(f"name too long: {text!r}")
-        return low
+    if ".." in low or (len(low) > 64 and max(map(len, low.split("."))) > 63):
+        return _parse_escaped(text, origin)  # raises the precise error
+    if not low.endswith("."):
+        if origin is None:
+            raise ValueError(f"relative name {text!r} without an origin")
+        low = low + "." + origin if origin != ROOT else low + "."
+    if len(low) > 254:
+        raise ValueError(f"name too long: {text!r}")
+    return low
+
+
+def _parse_escaped(text: str, origin: str | None) -> str:
     if text == ROOT:
         return ROOT
     labels = _labels_from_text(text)
@@ -133,12 +142,8 @@ def name_to_wire(name: str) -> bytes:
     if name == ROOT:
         return b"\x00"
     if "\\" not in name:
-        out = bytearray()
-        for label in name[:-1].split("."):
-            out.append(len(label))
-            out.extend(label.encode("ascii"))
-        out.append(0)
-        return bytes(out)
+        # Each label after its length byte; the empty label after the last dot is the root.
+        return b"".join([_LENGTH[len(label)] + label for label in name.encode("ascii").split(b".")])
     wire = bytearray()
     for raw in _labels_from_text(name):
         wire.append(len(raw))

@@ -141,13 +141,14 @@ class ZoneBuilder:
         if self._built:
             raise RuntimeError("ZoneBuilder.add after build")
         nodes = self._nodes
+        more = self._more
         origin = self.origin
         below = "." + origin
         add = self.add
         inside = self._inside
-        for record in records:
-            name, rdtype, ttl, rdata, line = record
-            if rdtype not in _NOT_INLINE:
+        not_inline = _NOT_INLINE
+        for name, rdtype, ttl, rdata, line in records:
+            if rdtype not in not_inline:
                 # The common case inline: a new RRset at a name without a CNAME.
                 if name != inside and (
                     (name.endswith(below) and "\\" not in name) or is_subdomain(name, origin)
@@ -160,9 +161,14 @@ class ZoneBuilder:
                             rrset = _tuple_new(RRset, (name, rdtype, ttl, (rdata,)))
                             nodes[name] = {rdtype: rrset}
                             continue
-                    elif rdtype not in node and CNAME not in node:
-                        node[rdtype] = _tuple_new(RRset, (name, rdtype, ttl, (rdata,)))
-                        continue
+                    elif CNAME not in node:
+                        if rdtype not in node:
+                            node[rdtype] = _tuple_new(RRset, (name, rdtype, ttl, (rdata,)))
+                            continue
+                        rdatas = more.get((name, rdtype))
+                        if rdatas is not None:  # a third record or more of one RRset
+                            rdatas[rdata] = None
+                            continue
             add(name, rdtype, ttl, rdata, line)
             inside = self._inside
 
@@ -206,7 +212,7 @@ def _count_children(origin: str, nodes: Mapping[str, object]) -> dict[str, int]:
     while level:
         above = []
         for name in level:
-            up = parent(name)
+            up = (name[name.index(".") + 1 :] or ROOT) if "\\" not in name else parent(name)
             if up is None:
                 continue
             if up in children:
@@ -274,7 +280,7 @@ class Zone:
         """
         origin = parse_name(origin)
         builder = ZoneBuilder(origin)
-        add = builder.add
+        rows: list[tuple[str, int, int, bytes, int | None]] = []
         last_name: str | None = None
         owner = origin
         for index, (name, rdtype_text, ttl, text) in enumerate(records):
@@ -287,8 +293,10 @@ class Zone:
                 if not 0 <= ttl <= 0xFFFFFFFF:
                     raise ValueError(f"TTL out of range: {ttl}")
             except ValueError as exc:
+                builder.add_many(rows)  # a rule broken earlier is the first error
                 raise ZoneError(origin, str(exc), index) from None
-            add(owner, rdtype, ttl, rdata, index)
+            rows.append((owner, rdtype, ttl, rdata, index))
+        builder.add_many(rows)
         return builder.build()
 
     # -- patches ---------------------------------------------------------------------------

@@ -25,8 +25,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from dnsserver.errors import ZoneError, ZoneLoadError
-from dnsserver.name import name_to_wire, parse_name
+from dnsserver.name import SIMPLE_NAME, name_to_wire, parse_name, simple_name
 from dnsserver.rdata import (
+    CNAME,
+    NS,
+    PTR,
     SOA,
     SRV,
     TXT,
@@ -44,15 +47,14 @@ _CLASSES = frozenset({"IN", "CH", "HS", "CS", "ANY"})
 _MAX_INCLUDE_DEPTH = 8
 _TYPE_NUMBERS = dict(TYPES)
 _SRV_HEAD = struct.Struct("!HHH")
+_NAME_RDATA = frozenset({CNAME, NS, PTR})
 
 # One physical line: either `owner ttl IN TYPE rdata` in printable ASCII, with no comment,
 # parentheses, escapes or `$` directive (groups 1-4), or anything else (group 5).
-_OWNER_FIRST = r"\x21\x23\x25-\x27\x2a-\x3a\x3c-\x5b\x5d-\x7e"  # not " $ ( ) ; \
-_OWNER_REST = r"\x21\x23-\x27\x2a-\x3a\x3c-\x5b\x5d-\x7e"  # not " ( ) ; \
+# (The owner is a name without escapes: `SIMPLE_NAME`.)
 _RDATA = r"\x20-\x27\x2a-\x3a\x3c-\x5b\x5d-\x7e"  # printable, not ( ) ; \
 _LINE = re.compile(
-    rf"^(?:([{_OWNER_FIRST}][{_OWNER_REST}]*) +([0-9]+) +IN +([A-Z][A-Z0-9]*) +"
-    rf"([{_RDATA}]+)|(.*))$",
+    rf"^(?:({SIMPLE_NAME}) +([0-9]+) +IN +([A-Z][A-Z0-9]*) +([{_RDATA}]+)|(.*))$",
     re.MULTILINE,
 )
 
@@ -216,7 +218,8 @@ class _Parser:
                         if owner_field != owner_text:
                             found = names.get(owner_field)
                             if found is None:
-                                found = names[owner_field] = parse_name(owner_field, self.origin)
+                                found = simple_name(owner_field, self.origin)
+                                names[owner_field] = found
                             owner = found
                             owner_text = owner_field
                         if rdtype == A and rdata_text.count(".") == 3:
@@ -228,6 +231,11 @@ class _Parser:
                                 target = names[host] = parse_name(host, self.origin)
                             rdata = pack_srv(int(priority), int(weight), int(port))
                             rdata += name_to_wire(target)
+                        elif rdtype in _NAME_RDATA and " " not in rdata_text:  # one name
+                            target = names.get(rdata_text)
+                            if target is None:
+                                target = names[rdata_text] = parse_name(rdata_text, self.origin)
+                            rdata = name_to_wire(target)
                         elif rdtype == TXT and rdata_text[0] == '"':
                             parts = rdata_text.split('"')
                             if not len(parts) & 1 or "".join(parts[::2]).strip():
