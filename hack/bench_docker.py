@@ -13,8 +13,9 @@ run ``sleep``. Then:
    answers its name with its address, then from ``docker rm -f`` returning until the name
    is NXDOMAIN (median and max). ``--tree DIR`` (repeatable) runs ``dockzone run`` from
    other checkouts instead of this working tree (``git archive REV | tar -x -C DIR``, and
-   REV in DIR/REVISION to label it; with this repository's .venv), each in turn over the
-   same background, to compare commits.
+   REV in DIR/REVISION to label it; with this repository's .venv; the script links
+   DIR/reconciler/templates to DIR/templates), each in turn over the same background, to
+   compare commits.
 3. A reconcile pass in process, with this checkout's code, over every running container
    (the background plus ``--pass-containers``): the first pass (every container
    inspected), a pass with nothing changed, and the pass after one more container started
@@ -538,6 +539,12 @@ def main() -> int:
     for tree, _ in trees:
         if not (tree / "reconciler" / "__main__.py").exists():
             parser.error(f"{tree}: not a dockzone checkout")
+        templates = tree / "reconciler" / "templates"
+        if tree != ROOT and not templates.exists() and (tree / "templates").is_dir():
+            # The editable install maps reconciler.templates to this checkout's templates/;
+            # a tree on PYTHONPATH must bring its own (as a wheel installs them).
+            templates.symlink_to("../templates")
+            print(f"{tree}: linked reconciler/templates to its templates/", flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="dzb-", dir="/tmp"))
     previous = signal.signal(signal.SIGTERM, interrupt)
