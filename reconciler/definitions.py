@@ -97,10 +97,11 @@ class Document:
     location: str
     records: tuple[Record, ...]
     body: Any = field(compare=False, repr=False)
+    object: str = field(init=False, compare=False, repr=False)
+    """``kind/name`` in lowercase kind: ``servicerecord/web`` (the object's identity)."""
 
-    @property
-    def object(self) -> str:
-        return f"{self.kind.lower()}/{self.name}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "object", f"{self.kind.lower()}/{self.name}")
 
 
 @dataclass(frozen=True, slots=True)

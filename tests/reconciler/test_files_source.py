@@ -368,3 +368,12 @@ def test_incremental_loads_equal_a_full_read_after_random_edits(tmp_path: Path) 
 
 def _where(record: Record) -> str:
     return record.owner.location
+
+
+def test_split_pieces_cuts_where_a_document_starts() -> None:
+    chooser = random.Random(3)
+    atoms = ["---", "\n", " ", "\t", "-", "a", "x: 1", "...", "--", "----", "\r"]
+    for _ in range(20000):
+        text = "".join(chooser.choice(atoms) for _ in range(chooser.randrange(12)))
+        assert files_module.split_pieces(text) == files_module._DOCUMENT_START.split(text), text
+        assert "".join(files_module.split_pieces(text)) == text
