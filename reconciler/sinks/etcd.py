@@ -28,6 +28,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -200,12 +201,15 @@ class EtcdSink:
             if not self.lease:  # the lease is gone, and every key with it
                 await self._renew()
                 return
+            started = time.monotonic()
             dirty = {change.name for zone in changes.zones for change in zone.rrsets}
             dirty |= self._pending
             self._pending = set()
-            await self._sync(self._entries_for(dirty), dirty)
+            await self._sync(self._entries_for(dirty), dirty, started)
 
-    async def _sync(self, wanted: dict[str, Entry], at: Iterable[str]) -> None:
+    async def _sync(
+        self, wanted: dict[str, Entry], at: Iterable[str], started: float | None = None
+    ) -> None:
         """Make the held keys of the names ``at`` equal ``wanted`` (their entries)."""
         held = {key for name in at for key in self._keys.get(name, ())}
         puts = [
@@ -216,6 +220,7 @@ class EtcdSink:
         deletes = sorted(held - wanted.keys())
         if not puts and not deletes:
             return
+        begun = time.monotonic()
         done: list[tuple[str, Entry | None]] = []
         try:
             await asyncio.to_thread(self._write, puts, deletes, self.lease, done)
@@ -239,7 +244,11 @@ class EtcdSink:
             if done:
                 put = sum(1 for _, entry in done if entry is not None)
                 log.info(
-                    "etcd %s: %d keys put, %d deleted", self.client.where, put, len(done) - put
+                    "etcd %s: %d keys put, %d deleted (%.3fs)",
+                    self.client.where,
+                    put,
+                    len(done) - put,
+                    time.monotonic() - (started or begun),
                 )
 
     def _write(

@@ -46,6 +46,7 @@ import asyncio
 import functools
 import logging
 import socket
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -314,6 +315,7 @@ class Rfc2136Sink:
         need; see the module docstring."""
         if changes.is_empty and not self._pending:
             return
+        started = time.monotonic()
         self._desired = changes.applied_to(self._desired)
         dirty = {change.name for zone in changes.zones for change in zone.rrsets}
         dirty |= self._pending
@@ -333,11 +335,12 @@ class Rfc2136Sink:
             else:
                 owned.pop(item.name, None)
         log.info(
-            "%s: %d of %d names updated in %d messages",
+            "%s: %d of %d names updated in %d messages (%.3fs)",
             self.config.where,
             len(done),
             len(items),
             len(messages),
+            time.monotonic() - started,
         )
         if errors:
             raise TransientError("; ".join(errors))
