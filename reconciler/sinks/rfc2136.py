@@ -24,12 +24,13 @@ that come, under "RRset exists (value independent)", so a one-record change send
 two records, not the whole set twice (which would not fit in one message). BIND gives the
 whole RRset the TTL of a record added to it; a TTL change re-adds one record.
 
-Updates for several names of one zone share a message (up to ``MAX_NAMES`` names and
-``MAX_MESSAGE`` bytes), so the server commits them at once; when such a message fails on a
-prerequisite (or with SERVFAIL, e.g. BIND's limit on records per RRset), each of its names
-is sent again on its own, so one name taken by someone else does not hold up the others.
-A name whose change is bigger than one message goes out in several, each guarded by the
-ownership TXT. Every message of a pass goes over one TCP connection. SOA and NS records,
+Updates for several names of one zone share a message (up to ``MAX_NAMES`` names,
+``MAX_RECORDS`` records and ``MAX_MESSAGE`` bytes), so the server commits them at once;
+when such a message fails on a prerequisite (or with SERVFAIL, e.g. BIND's limit on
+records per RRset), each of its names is sent again on its own, so one name taken by
+someone else does not hold up the others. A name whose change is bigger than one message
+goes out in several, each guarded by the ownership TXT (so a claim of thousands of records
+is not atomic). Every message of a pass goes over one TCP connection. SOA and NS records,
 records at a zone's apex and the in-process server's ``ns.dns`` glue belong to the server,
 never to the sink.
 
@@ -85,6 +86,11 @@ change record by record (see the module docstring)."""
 MAX_MESSAGE = 60_000
 """Estimated bytes of prerequisites and updates per message (TCP carries 65,535; the
 header, zone section and TSIG need far less than the rest)."""
+
+MAX_RECORDS = 500
+"""Updates per message. BIND spends about a millisecond per record it adds (more on a
+loaded machine): a message that claims an aggregated name of thousands of records at once
+can outlast the timeout, so such a name goes out in parts."""
 
 MAX_NAMES = 64
 """Names per message: enough to cut the server's commits, few enough that a failed
@@ -582,28 +588,31 @@ class _Connection:
 
 
 def pack(items: Iterable[NameUpdate]) -> list[Message]:
-    """``items`` as messages: names of one zone share a message up to ``MAX_NAMES`` names
-    and ``MAX_MESSAGE`` bytes; a name bigger than that gets several of its own."""
+    """``items`` as messages: names of one zone share a message up to ``MAX_NAMES`` names,
+    ``MAX_RECORDS`` updates and ``MAX_MESSAGE`` bytes; a name bigger than that gets several
+    of its own."""
     messages: list[Message] = []
     shared: Message | None = None
-    size = 0
+    size = records = 0
     for item in items:
-        need = item.size
-        if need > MAX_MESSAGE:
+        need, more = item.size, len(item.updates)
+        if need > MAX_MESSAGE or more > MAX_RECORDS:
             messages.extend(_chunks(item))
             continue
         if (
             shared is None
             or shared.target != item.target
             or size + need > MAX_MESSAGE
+            or records + more > MAX_RECORDS
             or len(shared.items) >= MAX_NAMES
         ):
             shared = Message(item.target, [], [])
             messages.append(shared)
-            size = 0
+            size = records = 0
         shared.items.append(item)
         shared.ops += item.prerequisites + item.updates
         size += need
+        records += more
     return messages
 
 
@@ -613,15 +622,15 @@ def _chunks(item: NameUpdate) -> Iterator[Message]:
     when the name goes)."""
     current = Message(item.target, [item], list(item.prerequisites), last=False)
     size = sum(s for s, _ in item.prerequisites)
-    started = False
+    records = 0
     for op in item.updates:
-        if started and size + op[0] > MAX_MESSAGE:
+        if records and (size + op[0] > MAX_MESSAGE or records >= MAX_RECORDS):
             yield current
             current = Message(item.target, [item], [item.guard], last=False)
-            size, started = item.guard[0], False
+            size, records = item.guard[0], 0
         current.ops.append(op)
         size += op[0]
-        started = True
+        records += 1
     current.last = True
     yield current
 

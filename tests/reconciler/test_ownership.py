@@ -317,3 +317,4 @@ def test_names_share_messages_and_a_big_one_is_split() -> None:
     assert sum(len(updates) for _, updates in [first, *rest]) == 6001  # ownership TXT too
     for message in parts:
         assert len(message.build(None).to_wire()) < 65535
+    assert all(len(_sections(m.build(None))[1]) <= rfc2136.MAX_RECORDS for m in parts)
