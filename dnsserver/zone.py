@@ -258,7 +258,7 @@ class Zone:
         self.origin = origin
         self._nodes = nodes
         self.soa = nodes[origin][SOA]
-        self._children = _count_children(origin, nodes)
+        self._children: dict[str, int] | None = None  # counted on first use (see `_counts`)
         # Delegation points (NS below the apex, RFC 1034 §4.2.1) and RFC 4592 wildcards.
         if cuts is None:
             cuts = (name for name, node in nodes.items() if NS in node and name != origin)
@@ -351,7 +351,7 @@ class Zone:
             by_name.setdefault(name, []).append((rdtype, rrset))
 
         nodes = dict(self._nodes)
-        children = self._children
+        children = self._counts()
         children_copied = False
         cuts: set[str] | None = None
         wildcards: set[str] | None = None
@@ -465,6 +465,15 @@ class Zone:
                 by_depth[depth].pop(name, None)
         return by_depth
 
+    def _counts(self) -> dict[str, int]:
+        """Existing children per name, counted when first needed (a negative answer, a
+        patch): loading a big zone file is faster without, and a benign race (two threads
+        count the same) costs nothing but time."""
+        children = self._children
+        if children is None:
+            children = self._children = _count_children(self.origin, self._nodes)
+        return children
+
     # -- reading ---------------------------------------------------------------------------
 
     @property
@@ -493,7 +502,7 @@ class Zone:
         found = self._nonterminals
         if found is None:
             nodes = self._nodes
-            found = self._nonterminals = frozenset(n for n in self._children if n not in nodes)
+            found = self._nonterminals = frozenset(n for n in self._counts() if n not in nodes)
         return found
 
     def node(self, name: str) -> Mapping[int, RRset] | None:
@@ -508,7 +517,12 @@ class Zone:
 
     def exists(self, name: str) -> bool:
         """True when `name` owns data or is an empty non-terminal (so: no NXDOMAIN)."""
-        return name in self._nodes or name in self._children
+        if name in self._nodes:
+            return True
+        children = self._children
+        if children is None:
+            children = self._counts()
+        return name in children
 
     def rrsets(self) -> Iterator[RRset]:
         """Every RRset of the zone."""
