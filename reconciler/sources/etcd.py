@@ -77,7 +77,8 @@ class EtcdSource:
         except EtcdError as exc:
             log.debug("etcd poll: %s", exc)
             return None
-        return frozenset(_version(kv) for kv in kvs)
+        # this instance's own keys are the sink's writes: they must not wake the loop
+        return frozenset(_version(kv) for kv in kvs if not is_own_key(kv.key, self.instance))
 
     async def watch(self, wakeup: Wakeup, stop: asyncio.Event) -> None:
         """Poll every ``poll_interval`` seconds; wake the loop when a key changed."""
