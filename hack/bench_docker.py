@@ -8,7 +8,8 @@ run ``sleep``. Then:
    takes 1024 ports), and ``--definitions M`` ServiceRecord definitions written as YAML
    (100 documents a file) into the definitions directory ``dockzone run`` gets.
 2. Start to answer and rm to NXDOMAIN: ``dockzone run`` on 127.0.0.1 (DNS only); once it
-   answers (the first pass over everything), for each of ``--containers`` probe containers
+   answers and is idle (its first pass over everything logged, then a second without CPU),
+   for each of ``--containers`` probe containers
    in turn: the time from ``docker run -d`` returning (create + start) until dockzone
    answers its name with its address, then from ``docker rm -f`` returning until the name
    is NXDOMAIN (median and max). ``--tree DIR`` (repeatable) runs ``dockzone run`` from
@@ -48,6 +49,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +214,8 @@ class Probes:
     failures: list[str] = field(default_factory=list)
     passes: list[float] = field(default_factory=list)
     """The durations of the daemon's passes during the probes (from its log)."""
+    idle: float | None = None
+    """Seconds from the first answer until the daemon was idle."""
 
 
 def probe(
@@ -242,6 +246,7 @@ def probe(
         "--dns",
         f"127.0.0.1:{port}",
         "--no-rec",
+        *(["--log-level", args.log_level] if args.log_level else []),
         "--http",
         "off",
         "--definitions",
@@ -273,7 +278,11 @@ def probe(
         if result.ready is None:
             result.failures.append(f"no answer for {ready_name} in {args.ready_timeout:.0f}s")
             return result
-        time.sleep(1)  # let the first pass's tail (zone files) finish
+        # Answers come before the first pass ends (the zone files are written after the
+        # in-process server has its zones): measure the steady state, not that tail.
+        result.idle = wait_until(
+            partial(idle, process.pid, run_dir / "dockzone.log"), args.ready_timeout, 0.0
+        )
         logged = len(read_passes(run_dir / "dockzone.log"))
         for i in range(args.containers):
             if i:
@@ -308,7 +317,30 @@ def probe(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+        if args.logs is not None:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            kept = args.logs / f"dockzone-{run_dir.name[4:]}.log"
+            shutil.copyfile(run_dir / "dockzone.log", kept)
     return result
+
+
+def cpu_ticks(pid: int) -> int:
+    """CPU the process used so far (user + system, in clock ticks)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def idle(pid: int, log: Path) -> bool:
+    """Whether the daemon finished its first pass and used almost no CPU for a second."""
+    if not read_passes(log):
+        time.sleep(0.1)
+        return False
+    before = cpu_ticks(pid)
+    time.sleep(1.0)
+    return cpu_ticks(pid) - before <= 2
 
 
 PASS_LINE = re.compile(r"pass \d+: .*\(([0-9.]+)s\)$")
@@ -549,6 +581,19 @@ def main() -> int:
         help="seconds for dockzone's first answer (default 180)",
     )
     parser.add_argument(
+        "--logs",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep each dockzone run's log in DIR",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="",
+        choices=["", "DEBUG", "INFO", "WARNING"],
+        help="dockzone run's --log-level (default: its own)",
+    )
+    parser.add_argument(
         "--tree",
         type=Path,
         action="append",
@@ -622,6 +667,8 @@ def main() -> int:
                     ready_name=ready_name,
                 )
                 ready = "never" if result.ready is None else f"{result.ready:.1f} s"
+                if result.idle is not None:
+                    ready += f" (idle {result.idle:.1f} s later)"
                 print(
                     f"{label} ({describe(tree)}): first answer after {ready}; "
                     f"load {load:.1f} before, {os.getloadavg()[0]:.1f} after",
