@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import json
 import re
-from bisect import bisect_left
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from reconciler.core import names
 from reconciler.core.model import Owner, RRset, ServiceRecord, ZoneContent, ZoneSet
 from reconciler.core.ownership import key_id
-from reconciler.core.rdata import name_key
 from reconciler.core.zonebuild import CONFIG_OWNER
 
 PUBLISHED_TYPES = ("A", "AAAA", "CNAME", "SRV", "TXT", "MX")
@@ -90,7 +88,7 @@ def entries_at(
     """The entries this instance publishes for the ``wanted`` names of one zone, by key:
     what ``entries_from_zones`` gives for them, at the cost of those names only (an entry
     comes from the RRs at its own name)."""
-    found = rrsets_at(content, wanted)
+    found = content.rrsets_at(wanted)
     return _entries(
         ((content, rrset) for name in wanted for rrset in found.get(name, ())),
         prefix,
@@ -124,25 +122,6 @@ def _entries(
                 [key_path(prefix, name), key_id(instance, owner.source, owner.object, name, value)]
             )
             result[key] = Entry(key, name, value)
-    return result
-
-
-def rrsets_at(content: ZoneContent, wanted: Collection[str]) -> dict[str, list[RRset]]:
-    """The RRsets of ``content`` at each of the ``wanted`` names (absent when none): a
-    binary search per name, or one walk over the zone when the names are many."""
-    rrsets = content.rrsets
-    result: dict[str, list[RRset]] = {}
-    if len(wanted) * 32 > len(rrsets):
-        lookup = set(wanted)
-        for rrset in rrsets:
-            if rrset.name in lookup:
-                result.setdefault(rrset.name, []).append(rrset)
-        return result
-    for name in wanted:
-        at = bisect_left(rrsets, (name_key(name),), key=lambda r: (name_key(r.name),))
-        while at < len(rrsets) and rrsets[at].name == name:
-            result.setdefault(name, []).append(rrsets[at])
-            at += 1
     return result
 
 

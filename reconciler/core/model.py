@@ -8,7 +8,7 @@ Nothing here does I/O.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.core.rdata import name_key, type_key
@@ -153,6 +153,24 @@ class ZoneContent:
         if at < len(rrsets) and rrsets[at].name == name and rrsets[at].rdtype == rdtype:
             return rrsets[at]
         return None
+
+    def rrsets_at(self, wanted: Collection[str]) -> dict[str, list[RRset]]:
+        """The RRsets at each of the ``wanted`` names (absent when none): a binary search
+        per name, or one walk over the zone when the names are many."""
+        rrsets = self.rrsets
+        result: dict[str, list[RRset]] = {}
+        if len(wanted) * 32 > len(rrsets):
+            lookup = set(wanted)
+            for rrset in rrsets:
+                if rrset.name in lookup:
+                    result.setdefault(rrset.name, []).append(rrset)
+            return result
+        for name in wanted:
+            at = bisect_left(rrsets, (name_key(name),), key=lambda r: (name_key(r.name),))
+            while at < len(rrsets) and rrsets[at].name == name:
+                result.setdefault(name, []).append(rrsets[at])
+                at += 1
+        return result
 
     def updated(
         self,

@@ -44,7 +44,6 @@ from reconciler.skydns import (
     entries_at,
     entries_from_zones,
     name_from_key,
-    rrsets_at,
 )
 
 log = logging.getLogger(__name__)
@@ -157,7 +156,7 @@ class EtcdSink:
         result = dict(self._desired)
         for origin, members in by_origin.items():
             content = self._desired[origin]
-            found = rrsets_at(content, members)
+            found = content.rrsets_at(members)
             changes: dict[tuple[str, str], RRset | None] = {}
             for name in members:
                 for rrset in found.get(name, ()):

@@ -48,7 +48,6 @@ import functools
 import logging
 import socket
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -244,7 +243,7 @@ class Rfc2136Sink:
             content = self._desired[origin]
             held = self._server[target].owned.get(name, {})
             changes = by_origin.setdefault(origin, {})
-            for rrset in rrsets_at(content, [name]).get(name, ()):
+            for rrset in content.rrsets_at([name]).get(name, ()):
                 if rrset.rdtype not in held and _published(content, rrset, target):
                     changes[(name, rrset.rdtype)] = None
             for rdtype, rrset in held.items():
@@ -363,7 +362,7 @@ class Rfc2136Sink:
         found: dict[str, list[RRset]] = {}
         for origin, members in by_origin.items():
             if origin is not None:
-                found.update(rrsets_at(desired[origin], members))
+                found.update(desired[origin].rrsets_at(members))
         items = []
         for name in sorted(dirty, key=name_key):
             target = names.zone_for(name, targets)
@@ -710,26 +709,6 @@ def _published(content: ZoneContent, rrset: RRset, target: str) -> bool:
                 return True
             seen = True
     return not seen
-
-
-def rrsets_at(content: ZoneContent, wanted: Collection[str]) -> dict[str, list[RRset]]:
-    """The RRsets of ``content`` at each of the ``wanted`` names (absent when none): a
-    binary search per name, or one walk over the zone when the names are many."""
-    rrsets = content.rrsets
-    result: dict[str, list[RRset]] = {}
-    if len(wanted) * 32 > len(rrsets):
-        lookup = set(wanted)
-        for rrset in rrsets:
-            if rrset.name in lookup:
-                result.setdefault(rrset.name, []).append(rrset)
-        return result
-    for name in wanted:
-        key = (name_key(name),)
-        at = bisect_left(rrsets, key, key=lambda r: (name_key(r.name),))
-        while at < len(rrsets) and rrsets[at].name == name:
-            result.setdefault(name, []).append(rrsets[at])
-            at += 1
-    return result
 
 
 @functools.lru_cache(maxsize=1 << 17)
