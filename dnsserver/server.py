@@ -23,6 +23,7 @@ answers that are built (cache misses, TCP, forwarding) are timed with `perf_coun
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import itertools
 import logging
@@ -32,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from dnsserver.answer import resolve
 from dnsserver.errors import MessageError
@@ -167,10 +169,10 @@ class DNSService:
         self._executor = ThreadPoolExecutor(self._forward_workers, thread_name_prefix="dns-fwd")
         try:
             for host, port in self.listen:
-                udp, tcp = _bind_pair(host, port)
-                self._udp.append(udp)
-                self._tcp.append(tcp)
-                self.addresses.append((host, udp.getsockname()[1]))
+                for udp, tcp in _bind_pairs(host, port):
+                    self._udp.append(udp)
+                    self._tcp.append(tcp)
+                    self.addresses.append((udp.getsockname()[0], udp.getsockname()[1]))
         except OSError:
             self._close_sockets()
             raise
@@ -330,8 +332,7 @@ class DNSService:
     # -- UDP -------------------------------------------------------------------------------
 
     def _serve_udp(self, sock: socket.socket) -> None:
-        recvfrom = sock.recvfrom
-        sendto = sock.sendto
+        recvfrom, sendto = _udp_io(sock)
         snapshot = self.store.snapshot
         stopping = self._stopping.is_set
         answer = self._answer
@@ -405,7 +406,7 @@ class DNSService:
                 log.exception("failed to answer a UDP query")
                 reply = _Reply(render_error(data, SERVFAIL))
             if reply.deferred is not None:
-                self._defer(reply.deferred, sock, addr)
+                self._defer(reply.deferred, sendto, addr)
                 continue
             if reply.variants:
                 if len(cache) >= cache_size or listed >= 4 * cache_size:
@@ -428,28 +429,24 @@ class DNSService:
                     sendto(data[:2] + reply.wire[2:], addr)
             counters.answered(reply.wire, clock() - started)
 
-    def _defer(
-        self, job: Callable[[], bytes | None], sock: socket.socket, addr: tuple[str, int]
-    ) -> None:
+    def _defer(self, job: Callable[[], bytes | None], sendto: SendTo, addr: Address) -> None:
         with self._pending_lock:
             if self._pending >= self._max_pending or self._executor is None:
                 return  # overloaded: drop, the client retries
             self._pending += 1
         try:
-            self._executor.submit(self._run_deferred, job, sock, addr)
+            self._executor.submit(self._run_deferred, job, sendto, addr)
         except RuntimeError:  # shutting down
             with self._pending_lock:
                 self._pending -= 1
 
-    def _run_deferred(
-        self, job: Callable[[], bytes | None], sock: socket.socket, addr: tuple[str, int]
-    ) -> None:
+    def _run_deferred(self, job: Callable[[], bytes | None], sendto: SendTo, addr: Address) -> None:
         started = time.perf_counter_ns()
         wire = None
         try:
             wire = job()
             if wire is not None:
-                sock.sendto(wire, addr)
+                sendto(wire, addr)
         except Exception:
             log.exception("failed to forward a query")
         finally:
@@ -533,6 +530,64 @@ def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
             return None
         buf += chunk
     return bytes(buf)
+
+
+def _bind_pairs(host: str, port: int) -> list[tuple[socket.socket, socket.socket]]:
+    """The sockets for one listen address. ``""`` is every address, as Go's ``:53``:
+    0.0.0.0, then :: on the same port unless this machine has no IPv6."""
+    if host:
+        return [_bind_pair(host, port)]
+    pairs = [_bind_pair("0.0.0.0", port)]
+    try:
+        pairs.append(_bind_pair("::", pairs[0][0].getsockname()[1]))
+    except OSError as exc:
+        if exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+            for sock in pairs[0]:
+                sock.close()
+            raise
+    pairs[0][0].setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+    if len(pairs) > 1:
+        pairs[1][0].setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+    return pairs
+
+
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+"""Linux's value; Python 3.11 does not export it."""
+
+Address = tuple[Any, ...]
+SendTo = Callable[[bytes, Address], object]
+
+
+def _udp_io(sock: socket.socket) -> tuple[Callable[[int], tuple[bytes, Address]], SendTo]:
+    """recvfrom and sendto for a UDP socket. On a socket bound to every address (0.0.0.0,
+    ::) a reply must leave from the address the query was sent to, or the client drops it
+    (a host with several addresses, a bridge): the query's destination comes with the
+    packet (IP_PKTINFO, RFC 3542's IPV6_PKTINFO) and is handed back as the reply's source,
+    as BIND and Go's miekg/dns do. The address is then (host, port, ..., pktinfo)."""
+    if sock.getsockname()[0] not in ("0.0.0.0", "::"):
+        return sock.recvfrom, sock.sendto
+    ipv6 = sock.family == socket.AF_INET6
+    level, kind = (
+        (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO) if ipv6 else (socket.IPPROTO_IP, IP_PKTINFO)
+    )
+    recvmsg, sendmsg = sock.recvmsg, sock.sendmsg
+    space = socket.CMSG_SPACE(20)
+
+    def recvfrom(size: int) -> tuple[bytes, Address]:
+        data, ancillary, _, addr = recvmsg(size, space)
+        for cmsg_level, cmsg_type, value in ancillary:
+            if cmsg_level == level and cmsg_type == kind:
+                # in_pktinfo is (ifindex, spec_dst, addr): the reply goes out from addr.
+                source = value if ipv6 else bytes(4) + value[8:12] + bytes(4)
+                return data, (*addr, source)
+        return data, addr
+
+    def sendto(data: bytes, addr: Address) -> object:
+        if len(addr) in (3, 5):  # with the pktinfo recvfrom added
+            return sendmsg([data], [(level, kind, addr[-1])], 0, addr[:-1])
+        return sock.sendto(data, addr)
+
+    return recvfrom, sendto
 
 
 def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:

@@ -806,11 +806,12 @@ def is_loopback(host: str) -> bool:
 
 
 async def start(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Serve ``app`` on ``host:port`` in the running loop. Raises OSError."""
+    """Serve ``app`` on ``host:port`` (``""``: every address) in the running loop. Raises
+    OSError."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host or None, port).start()
     except BaseException:
         await runner.cleanup()
         raise

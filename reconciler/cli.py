@@ -45,6 +45,51 @@ class Context:
         print(f"error: {message}", file=self.err)
 
 
+GO_TRUE = ("1", "t", "T", "true", "TRUE", "True")
+GO_FALSE = ("0", "f", "F", "false", "FALSE", "False")
+"""The spellings of Go's ``strconv.ParseBool``, which dnsdock's flags accept."""
+
+DAEMONS = ("run", "serve", "operator")
+"""Commands that log what they change (INFO) unless told otherwise."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that also takes Go's flag syntax, so dnsdock command lines work unchanged.
+
+    dnsdock (Go's ``flag`` package) writes long options with one dash: ``-dns=:53``,
+    ``-docker tcp://...``, ``-verbose``, ``-tlsverify=false``. Before parsing, a one-dash
+    word naming a long option of this parser becomes its two-dash form; a boolean option
+    given ``=true`` or ``=false`` becomes ``--name`` or ``--no-name``. One-letter options
+    (``-f``, ``-h``) and values are left alone; ``--help`` shows only the two-dash form.
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        words = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(self._go_style(words), namespace)
+
+    def _go_style(self, words: list[str]) -> list[str]:
+        known = self._option_string_actions  # argparse keeps every option string here
+        result: list[str] = []
+        for number, word in enumerate(words):
+            if word == "--":
+                return result + words[number:]
+            name, equals, value = word[1:].partition("=")
+            flag = "--" + name
+            if word.startswith("--") or len(name) < 2 or flag not in known:
+                result.append(word)
+            elif known[flag].nargs != 0:  # an option with a value: -dns=:53, -dns :53
+                result.append(flag + equals + value)
+            elif not equals or value in GO_TRUE:
+                result.append(flag)
+            elif value in GO_FALSE and "--no-" + name in known:
+                result.append("--no-" + name)
+            else:
+                self.error(f"-{name}: must be true or false, not {value!r}")
+        return result
+
+
 def _common_options(parser: argparse.ArgumentParser, command: str) -> None:
     group = parser.add_argument_group("settings (also DOCKZONE_<NAME> or the --config file)")
     group.add_argument("--config", type=Path, metavar="FILE", help="YAML file of settings")
@@ -55,6 +100,11 @@ def _common_options(parser: argparse.ArgumentParser, command: str) -> None:
         dest, text = option.name, option.help
         if option.switch:
             group.add_argument(flag, dest=dest, help=text, action="store_const", const=True)
+            # Go's -tlsverify=false; not shown, the switch is off unless given.
+            negation = "--no-" + option.name.replace("_", "-")
+            group.add_argument(
+                negation, dest=dest, help=argparse.SUPPRESS, action="store_const", const=False
+            )
         elif option.flag:
             group.add_argument(flag, dest=dest, help=text, action=argparse.BooleanOptionalAction)
         elif option.repeat:
@@ -63,14 +113,18 @@ def _common_options(parser: argparse.ArgumentParser, command: str) -> None:
             group.add_argument(flag, dest=dest, help=text, metavar=option.metavar)
     group.add_argument(
         "--log-level",
-        default="WARNING",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log level",
+        help="log level (default: INFO for run, serve and operator, else WARNING)",
+    )
+    group.add_argument(
+        "--verbose",
+        action=argparse.BooleanOptionalAction,
+        help="log every change (INFO), as dnsdock's -verbose; --no-verbose: only warnings",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dockzone",
         description="DNS service discovery for Docker hosts and Kubernetes clusters.",
         allow_abbrev=False,  # --api-token must not quietly mean --api-token-file
@@ -143,11 +197,14 @@ def main(
     out = out or sys.stdout
     err = err or sys.stderr
     parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0].startswith("-") and words[0].lstrip("-") not in ("h", "help", "version"):
+        words.insert(0, "run")  # dnsdock's command line has options only: dockzone -dns=:53
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
     except SystemExit as exc:
         return int(exc.code or 0)
-    logs.configure(args.log_level)
+    logs.configure(log_level(args))
     try:
         settings = resolve(vars(args), os.environ, args.config)
     except ConfigError as exc:
@@ -155,6 +212,16 @@ def main(
         return USAGE
     handler: Callable[[Context, argparse.Namespace], int] = args.handler
     return handler(Context(settings, out, err), args)
+
+
+def log_level(args: argparse.Namespace) -> str:
+    """``--log-level``, else ``--verbose`` (INFO) or ``--no-verbose`` (WARNING), else INFO
+    for the daemons and WARNING for the other commands."""
+    if args.log_level:
+        return str(args.log_level)
+    if args.verbose is not None:
+        return "INFO" if args.verbose else "WARNING"
+    return "INFO" if args.command in DAEMONS else "WARNING"
 
 
 # --- shared steps -----------------------------------------------------------------------
@@ -303,8 +370,6 @@ def _stop_early(signum: int, frame: object) -> None:
 
 
 def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
-    if args.log_level == "WARNING":
-        logs.configure("INFO")  # a daemon says what it changes
     # Until the daemon's own handlers are in place, a stop request ends the start cleanly.
     signal.signal(signal.SIGTERM, _stop_early)
     signal.signal(signal.SIGINT, _stop_early)
@@ -331,14 +396,10 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_operator(ctx: Context, args: argparse.Namespace) -> int:
     from reconciler import operator  # noqa: PLC0415 - kopf loads only for this command
 
-    if args.log_level == "WARNING":
-        logs.configure("INFO")
     return asyncio.run(operator.main(ctx.settings, ctx.err))
 
 
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
-    if args.log_level == "WARNING":
-        logs.configure("INFO")
     from reconciler import daemon  # noqa: PLC0415
 
     return asyncio.run(daemon.serve(ctx.settings, ctx.err))

@@ -98,9 +98,12 @@ def _address(value: Any, where: str) -> str:
     return text
 
 
-def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int]:
+def parse_hostport(
+    text: str, default_port: int | None = None, *, any_address: bool = False
+) -> tuple[str, int]:
     """``127.0.0.1:53``, ``[::1]:53`` (or, with a default port, ``127.0.0.1``, ``::1``)
-    -> (address, port). Raises ValueError."""
+    -> (address, port). With ``any_address``, ``:53`` (Go's and dnsdock's way of saying
+    every address) gives ``("", 53)``. Raises ValueError."""
     text = text.strip()
     if default_port is not None and names.parse_ip(text.strip("[]")) is not None:
         return text.strip("[]"), default_port
@@ -108,6 +111,8 @@ def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int
     if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"must be ADDR:PORT (like 127.0.0.1:5354 or [::1]:5354), not {text!r}")
     host = host.strip("[]")
+    if any_address and not host:
+        return "", int(port)
     if names.parse_ip(host) is None:
         raise ValueError(f"{host!r} is not an IP address")
     return host, int(port)
@@ -120,7 +125,7 @@ def _listen(value: Any, where: str) -> str:
         return text
     for item in text.split(","):
         try:
-            parse_hostport(item)
+            parse_hostport(item, any_address=True)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     return text
@@ -132,7 +137,7 @@ def _http(value: Any, where: str) -> str:
     if text == "off":
         return text
     try:
-        parse_hostport(text)
+        parse_hostport(text, any_address=True)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return text
@@ -149,8 +154,10 @@ def _metric_part(value: Any, where: str) -> str:
 
 
 def listen_addresses(text: str) -> list[tuple[str, int]]:
-    """The addresses of a ``--dns`` value (empty for ``off``)."""
-    return [] if text == "off" else [parse_hostport(item) for item in text.split(",")]
+    """The addresses of a ``--dns`` value (empty for ``off``); ``""`` is every address."""
+    if text == "off":
+        return []
+    return [parse_hostport(item, any_address=True) for item in text.split(",")]
 
 
 def _nameservers(value: Any, where: str) -> tuple[tuple[str, int], ...]:
@@ -359,7 +366,7 @@ OPTIONS = (
         "dns",
         _listen,
         lambda: "127.0.0.1:5354",
-        "where DNS is served: ADDR:PORT, a comma list of them, or off",
+        "where DNS is served: ADDR:PORT (:PORT: every address), a comma list of them, or off",
         "ADDR:PORT",
     ),
     Option(
@@ -568,7 +575,8 @@ OPTIONS = (
         "http",
         _http,
         lambda: "127.0.0.1:5380",
-        "where the HTTP API (dnsdock's /services, /status, /metrics) listens: ADDR:PORT or off",
+        "where the HTTP API (dnsdock's /services, /status, /metrics) listens: ADDR:PORT "
+        "(:PORT: every address) or off",
         "ADDR:PORT",
         commands=("run",),
     ),

@@ -49,7 +49,9 @@ def _signals(stop: asyncio.Event, hup: Callable[[], None]) -> None:
 def _where(service: DNSService | None) -> str:
     if service is None:
         return "DNS off"
-    return "DNS on " + ", ".join(f"{host}:{port}" for host, port in service.addresses)
+    return "DNS on " + ", ".join(
+        f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in service.addresses
+    )
 
 
 def make_sources(settings: Settings) -> list[Source]:
@@ -153,7 +155,7 @@ def check_api(settings: Settings) -> str:
     token = api_token(settings)
     if settings.http == "off" or token or settings.insecure_api:
         return token
-    host, _ = parse_hostport(settings.http)
+    host, _ = parse_hostport(settings.http, any_address=True)
     if not is_loopback(host):
         raise ConfigError(
             f"--http {settings.http} listens beyond loopback: API mutations need a token "
@@ -281,7 +283,7 @@ async def start_api(
         metrics=lambda: metrics.render_metrics(registry),
         serials=serials,
     )
-    host, port = parse_hostport(settings.http)
+    host, port = parse_hostport(settings.http, any_address=True)
     return await api.start(api.make_app(state), host, port)
 
 

@@ -78,15 +78,14 @@ def render_corefile(
     reload: str = "2s",
 ) -> str:
     """A Corefile serving ``zones`` from the zone files in ``directory`` with CoreDNS's
-    ``auto`` plugin, bound to the ``listen`` addresses (all on one port; none: CoreDNS's
-    default, every address on port 53)."""
+    ``auto`` plugin, bound to the ``listen`` addresses (all on one port; none, or an empty
+    address: CoreDNS's default, every address)."""
     listen = listen or []
     port = listen[0][1] if listen else None
     keys = [f"{zone}:{port}" if port else zone for zone in zones]
+    bind = "" if any(not host for host, _ in listen) else " ".join(h for h, _ in listen)
     return (
         _environment()
         .get_template("Corefile.j2")
-        .render(
-            zones=keys, directory=str(directory), bind=" ".join(h for h, _ in listen), reload=reload
-        )
+        .render(zones=keys, directory=str(directory), bind=bind, reload=reload)
     )

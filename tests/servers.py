@@ -142,15 +142,7 @@ class Daemon:
             http = f"127.0.0.1:{free_port()}"
             args = ("--http", http, *args)
         zones = workdir / "zones"
-        log = workdir / "dockzone.log"
-        environ = {
-            k: v for k, v in os.environ.items() if not k.startswith(("DOCKZONE_", "DOCKER_"))
-        }
-        environ.update(env or {})
         command = [
-            sys.executable,
-            "-m",
-            "reconciler",
             "run",
             "--definitions",
             str(definitions),
@@ -161,9 +153,44 @@ class Daemon:
             "--no-rec",
             *args,
         ]
+        return cls.start_command(
+            workdir, command, port=port, http=http, env=env, first_pass=first_pass
+        )
+
+    @classmethod
+    def start_command(
+        cls,
+        workdir: Path,
+        command: list[str],
+        *,
+        port: int,
+        http: str,
+        env: dict[str, str] | None = None,
+        first_pass: bool = True,
+    ) -> Daemon:
+        """Start ``dockzone COMMAND...`` exactly as given (it must serve DNS on
+        127.0.0.1:``port`` and HTTP on ``http``); definitions and zones where the command
+        says, else under ``$XDG_STATE_HOME/dockzone`` (``env``, else ``workdir``)."""
+        log = workdir / "dockzone.log"
+        environ = {
+            k: v for k, v in os.environ.items() if not k.startswith(("DOCKZONE_", "DOCKER_"))
+        }
+        environ["XDG_STATE_HOME"] = str(workdir)
+        environ.update(env or {})
+        state = Path(environ["XDG_STATE_HOME"]) / "dockzone"
+
+        def given(option: str, default: Path) -> Path:
+            return Path(command[command.index(option) + 1]) if option in command else default
+
+        definitions = given("--definitions", state / "definitions")
+        zones = given("--zones", state / "zones")
         with log.open("ab") as out:
             process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env=environ, cwd=ROOT
+                [sys.executable, "-m", "reconciler", *command],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=environ,
+                cwd=ROOT,
             )
         daemon = cls(process, port, log, definitions, zones, http)
         eventually(daemon.answers, timeout=20)

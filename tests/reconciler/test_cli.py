@@ -247,3 +247,54 @@ def test_option_prefixes_are_not_guessed() -> None:
     result = dockzone("run", "--api-token", "s3cret")
     assert result.returncode == 2
     assert "unrecognized arguments: --api-token s3cret" in result.stderr
+
+
+def test_run_help_shows_only_the_two_dash_form() -> None:
+    """Go-style flags are accepted, not advertised; hidden negations stay hidden."""
+    result = dockzone("run", "--help")
+    assert result.returncode == 0
+    assert "--dns ADDR:PORT" in result.stdout
+    assert "--tlsverify" in result.stdout
+    assert "--no-tlsverify" not in result.stdout
+    assert " -dns" not in result.stdout
+
+
+def test_go_style_flags_mean_their_two_dash_form(defs: Path, zones_dir: Path) -> None:
+    result = dockzone("render", f"-definitions={defs}", "-zones", str(zones_dir), "-ttl=7")
+    assert result.returncode == 0, result.stderr
+    lines = {" ".join(line.split()) for line in (zones_dir / "db.docker").read_text().splitlines()}
+    assert "web.nginx.docker. 7 IN A 10.0.0.7" in lines
+
+
+def test_a_go_style_boolean_with_a_bad_value_names_the_flag() -> None:
+    result = dockzone("run", "-tlsverify=maybe")
+    assert result.returncode == 2
+    assert "-tlsverify: must be true or false, not 'maybe'" in result.stderr
+
+
+def test_options_without_a_command_are_run() -> None:
+    """dnsdock has no commands: ``dockzone -docker=tcp://...`` (its Dockerfile's CMD) is
+    ``dockzone run``; a bad value is reported as run's."""
+    result = dockzone("-dns=nowhere:53")
+    assert result.returncode == 2
+    assert "--dns: 'nowhere' is not an IP address" in result.stderr
+
+
+def test_an_empty_address_means_every_address(defs: Path, zones_dir: Path) -> None:
+    """``--dns :1053`` (dnsdock's ``-dns=":53"``): the Corefile binds every address."""
+    result = dockzone(
+        "render",
+        "--definitions",
+        str(defs),
+        "--zones",
+        str(zones_dir),
+        "--corefile",
+        "-dns=:1053",
+    )
+    assert result.returncode == 0, result.stderr
+    corefile = (zones_dir / "Corefile").read_text()
+    assert "docker.:1053 0.0.10.in-addr.arpa.:1053 {" in corefile
+    assert "bind" not in corefile
+    bad = dockzone("run", "--nameserver", ":53")
+    assert bad.returncode == 2
+    assert "--nameserver: '' is not an IP address" in bad.stderr

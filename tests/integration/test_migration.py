@@ -1,0 +1,126 @@
+"""Coming from dnsdock, SkyDNS, docker_ddns: a user's old command line, containers and
+queries work against ``dockzone run``, with a real BIND as the upstream nameserver."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.rcode
+import pytest
+import yaml
+
+from tests.helpers import eventually, service
+from tests.servers import Daemon, NamedServer, dig, dig_answers, free_port, query
+
+LAN_ZONE = """\
+$ORIGIN lan.test.
+$TTL 300
+@ IN SOA ns hostmaster 1 3600 600 86400 300
+@ IN NS ns
+ns IN A 127.0.0.1
+printer IN A 127.0.0.80
+service1 IN CNAME www
+www IN A 127.0.0.81
+"""
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NamedServer]:
+    """A real BIND on loopback standing in for the LAN's nameserver."""
+    workdir = tmp_path_factory.mktemp("upstream")
+    zones = workdir / "zones"
+    zones.mkdir()
+    (zones / "db.lan.test").write_text(LAN_ZONE)
+    server = NamedServer.start(workdir, zones, free_port())
+    try:
+        eventually(lambda: server.answers_soa("lan.test."), timeout=15)
+        yield server
+    finally:
+        server.stop()
+
+
+def _put(http: str, path: str, body: object) -> int:
+    request = urllib.request.Request(
+        f"http://{http}{path}", data=json.dumps(body).encode(), method="PUT"
+    )
+    with urllib.request.urlopen(request, timeout=15) as response:
+        return int(response.status)
+
+
+def test_a_dnsdock_command_line_runs_unchanged(tmp_path: Path, upstream: NamedServer) -> None:
+    """dnsdock's Go-style flags, as its README and Dockerfile write them, and no command:
+    answers with dnsdock's TTL and environment, its API, and forwarding to -nameserver."""
+    port, http = free_port(), f"127.0.0.1:{free_port()}"
+    command = [
+        f"-dns=127.0.0.1:{port}",
+        f"-http={http}",
+        "-domain=docker",
+        "-environment=prod",
+        f"-nameserver=127.0.0.1:{upstream.port}",
+        "-ttl=0",
+        "-verbose",
+        "-tlsverify=false",
+        "-docker",
+        "off",
+    ]
+    definitions = tmp_path / "dockzone" / "definitions"
+    definitions.mkdir(parents=True)
+    (definitions / "web.yaml").write_text(
+        yaml.safe_dump(service("web", dns_name="web.nginx", host="198.18.0.7"))
+    )
+    daemon = Daemon.start_command(tmp_path, command, port=port, http=http)
+    try:
+        assert dig_answers(port, "web.nginx.prod.docker.") == [
+            "web.nginx.prod.docker. 0 IN A 198.18.0.7"
+        ]
+        # dnsdock's README: curl http://dnsdock.docker/services/newid -X PUT ...
+        assert _put(http, "/services/newid", {"name": "foo", "image": "bar", "ip": "198.18.0.3"})
+        assert dig_answers(port, "foo.bar.prod.docker.") == [
+            "foo.bar.prod.docker. 0 IN A 198.18.0.3"
+        ]
+        assert dig_answers(port, "printer.lan.test.") == ["printer.lan.test. 300 IN A 127.0.0.80"]
+        assert "INFO pass 1" in daemon.output()  # -verbose: every change is logged
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+
+
+def test_an_empty_host_listens_on_every_address(tmp_path: Path, upstream: NamedServer) -> None:
+    """``--dns :PORT`` (dnsdock's ``-dns=":53"``) answers on any local address, IPv6 too,
+    each reply from the address the query went to (else the client drops it)."""
+    port, http = free_port("0.0.0.0"), f"127.0.0.1:{free_port()}"
+    nameserver = f"127.0.0.1:{upstream.port}"
+    command = [
+        "run",
+        "--dns",
+        f":{port}",
+        f"-http={http}",
+        "-docker=off",
+        "-nameserver",
+        nameserver,
+    ]
+    daemon = Daemon.start_command(tmp_path, command, port=port, http=http)
+    try:
+        for host in ("127.0.0.1", "127.0.0.3", *(("::1",) if _has_ipv6() else ())):
+            response = query(host, port, "docker.", "SOA")
+            assert response.rcode() == dns.rcode.NOERROR, host
+            forwarded = query(host, port, "printer.lan.test.", "A", rd=True)
+            assert [rrset.to_text() for rrset in forwarded.answer] == [
+                "printer.lan.test. 300 IN A 127.0.0.80"
+            ], host
+        assert f"DNS on 0.0.0.0:{port}" in daemon.output()
+        assert "status: NOERROR" in dig(port, "docker.", "SOA", host="127.0.0.3")
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+
+
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
