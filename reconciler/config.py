@@ -470,6 +470,16 @@ OPTIONS = (
         commands=("run",),
     ),
     Option(
+        "hostname_names",
+        _boolean,
+        lambda: False,
+        "also publish each container given a host name (docker run -h web) as "
+        "<hostname>.<domain>, TTL 60 (docker_ddns); label dev.dockzone.hostname=true|false "
+        "decides per container",
+        switch=True,
+        commands=("run",),
+    ),
+    Option(
         "instance_id",
         _instance_id,
         _hostname_label,
@@ -667,6 +677,7 @@ class Settings:
     host_address: str
     docker_network: tuple[str, ...]
     health: str
+    hostname_names: bool
     instance_id: str
     rfc2136_server: str
     rfc2136_zone: tuple[str, ...]

@@ -98,6 +98,7 @@ def docker_options(settings: Settings) -> DockerOptions:
         host_address=settings.host_address,
         networks=settings.docker_network,
         health=settings.health,
+        hostname_names=settings.hostname_names,
     )
 
 

@@ -42,9 +42,13 @@ com.dnsdock.ip_addr          publish this address instead of the container's
 com.dnsdock.prefix           publish only addresses starting with this text
 DISCOVER                     ``svc:8080, svc2:8125/udp``: SRV at ``svc.<domain>`` to the
                              host-side binding of the published port
+dev.dockzone.hostname        label only, ``true``/``false``: publish (or not) the
+                             docker_ddns name, whatever ``--hostname-names`` says
 ===========================  ==========================================================
 
-Docker Compose containers also get ``<service>.<project>.<domain>``.
+Docker Compose containers also get ``<service>.<project>.<domain>``. With
+``--hostname-names`` (docker_ddns), a container given a host name (``docker run -h web``,
+``--domainname``) also gets ``<hostname>[.<domainname>].<domain>``, TTL 60.
 """
 
 from __future__ import annotations
@@ -96,6 +100,14 @@ class DockerOptions:
     host_address: str = ""
     networks: tuple[str, ...] = ()
     health: str = "healthy"
+    hostname_names: bool = False
+    """docker_ddns: also publish ``<hostname>.<domain>`` (the ``dev.dockzone.hostname``
+    label decides per container)."""
+
+
+HOSTNAME_LABEL = "dev.dockzone.hostname"
+HOSTNAME_TTL = 60
+"""docker_ddns's TTL for ``<hostname>.<domain>``; DNSDOCK_TTL still wins."""
 
 
 class _APIClient(docker.APIClient):  # type: ignore[misc]  # docker ships no types
@@ -197,6 +209,8 @@ def trim_inspect(inspect: Mapping[str, Any]) -> dict[str, Any]:
             "Env": config.get("Env") or [],
             "Image": config.get("Image") or "",
             "Labels": config.get("Labels") or {},
+            "Hostname": config.get("Hostname") or "",
+            "Domainname": config.get("Domainname") or "",
         },
         "HostConfig": {"NetworkMode": (inspect.get("HostConfig") or {}).get("NetworkMode")},
         "NetworkSettings": {
@@ -403,6 +417,19 @@ def container_records(
                 )
             )
     records.extend(
+        _hostname_records(
+            summary,
+            inspect,
+            options,
+            defaults,
+            found,
+            owner=owner,
+            ttl=ttl,
+            problems=problems,
+            who=who,
+        )
+    )
+    records.extend(
         _discover(
             values,
             summary,
@@ -416,6 +443,74 @@ def container_records(
         )
     )
     return records, problems
+
+
+def hostname_name(
+    inspect: Mapping[str, Any], container_id: str, domains: tuple[str, ...]
+) -> str | None:
+    """docker_ddns's name for a container: its host name (``docker run -h web``) and
+    domain name (``--domainname``), absolute when that lies in one of ``domains``
+    (``-h web --domainname prod.docker``), else below the first: ``web.docker.``,
+    ``web.example.docker.``. None when the host name is Docker's default (the short id)."""
+    config = inspect.get("Config") or {}
+    host = str(config.get("Hostname") or "").strip(".").lower()
+    if not host or host == container_id[:12].lower():
+        return None
+    domain = str(config.get("Domainname") or "").strip(".").lower()
+    name = f"{host}.{domain}." if domain else f"{host}."
+    zone = names.zone_for(name, domains)
+    if zone is not None and zone != name:
+        return name
+    return names.absolute(name.rstrip("."), domains[0])
+
+
+def _hostname_records(
+    summary: Mapping[str, Any],
+    inspect: Mapping[str, Any],
+    options: DockerOptions,
+    defaults: NameDefaults,
+    found: list[tuple[str, str]],
+    *,
+    owner: Owner,
+    ttl: int | None,
+    problems: list[str],
+    who: str,
+) -> list[ServiceRecord]:
+    """The A/AAAA records at ``hostname_name`` when ``--hostname-names`` or the
+    container's ``dev.dockzone.hostname`` label asks for them (no PTR: that stays with
+    the dnsdock name)."""
+    labels = summary.get("Labels") or {}
+    wanted = options.hostname_names
+    flag = labels.get(HOSTNAME_LABEL)
+    if flag is not None:
+        text = str(flag).strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            wanted = True
+        elif text in ("false", "0", "no", "off"):
+            wanted = False
+        else:
+            problems.append(f"{who}: label {HOSTNAME_LABEL} {flag!r} is not true or false; ignored")
+    if not wanted:
+        return []
+    name = hostname_name(inspect, str(summary.get("Id", "")), defaults.domains)
+    if name is None:
+        return []
+    problem = names.name_problem(name)
+    if problem:
+        problems.append(f"{who}: host name {problem}")
+        return []
+    zone = names.zone_for(name, defaults.domains) or defaults.domains[0]
+    return [
+        ServiceRecord(
+            name=name,
+            zone=zone,
+            owner=Owner(owner.source, owner.object, f"{owner.location} hostname.{number}"),
+            host=str(names.parse_ip(address)),
+            ttl=HOSTNAME_TTL if ttl is None else ttl,
+            reverse=False,
+        )
+        for number, (_, address) in enumerate(found)
+    ]
 
 
 def _discover(

@@ -168,6 +168,52 @@ def test_discover_srv_points_at_the_published_port(dockzone: Daemon, run: Any) -
     assert answers(dockzone.port, "metrics.docker") == ["127.0.0.1"]
 
 
+def test_a_hostname_label_publishes_the_docker_ddns_name(dockzone: Daemon, run: Any) -> None:
+    """Without ``--hostname-names``, the label asks for ``<hostname>.<domain>``."""
+    labelled = run(hostname="web-label", labels={"dev.dockzone.hostname": "true"})
+    run(hostname="web-plain")
+    seen = run("hn-seen")  # started last: once it answers, the others were seen
+    expect(dockzone.port, "hn-seen.busybox.docker", [address(seen)])
+    eventually(
+        lambda: _equal(
+            dig_answers(dockzone.port, "web-label.docker"),
+            [f"web-label.docker. 60 IN A {address(labelled)}"],
+        ),
+        timeout=10,
+    )
+    assert dns_rcode(dockzone.port, "web-plain.docker") == "NXDOMAIN"
+
+
+def test_hostname_names_like_docker_ddns(dockerd: DockerDaemon, run: Any, tmp_path: Path) -> None:
+    """``--hostname-names``: ``docker run -h web`` answers ``web.docker`` with TTL 60,
+    ``--domainname`` is part of the name, two containers with one host name are a pool,
+    and the label opts a container out."""
+    definitions = tmp_path / "definitions"
+    definitions.mkdir()
+    daemon = Daemon.start(
+        tmp_path, definitions, "--docker", dockerd.url, "--hostname-names", "--log-level", "INFO"
+    )
+    try:
+        web = run(hostname="web")
+        api = run(hostname="api", domainname="prod")
+        pool = [run(hostname="pool"), run(hostname="pool")]
+        run(hostname="quiet", labels={"dev.dockzone.hostname": "false"})
+        eventually(
+            lambda: _equal(
+                dig_answers(daemon.port, "web.docker"), [f"web.docker. 60 IN A {address(web)}"]
+            ),
+            timeout=10,
+        )
+        expect(daemon.port, "api.prod.docker", [address(api)])
+        expect(daemon.port, "pool.docker", sorted(address(c) for c in pool))
+        assert dns_rcode(daemon.port, "quiet.docker") == "NXDOMAIN"
+        # the container's dnsdock name keeps the PTR
+        reverse = ".".join(reversed(address(web).split("."))) + ".in-addr.arpa"
+        assert answers(daemon.port, reverse, "PTR") == [f"{web.name}.busybox.docker."]
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+
+
 def test_stopped_container_records_go_within_a_pass(dockzone: Daemon, run: Any) -> None:
     container = run("short")
     expect(dockzone.port, "short.busybox.docker", [address(container)])

@@ -920,3 +920,56 @@ def test_incremental_loads_agree_with_a_full_list(steps: list[tuple[str, int, in
     assert view.groups == dict(oracle.groups)
     assert view.problems == oracle.problems
     assert view.networks == oracle.networks
+
+
+HOSTNAMES = [
+    # (Hostname, Domainname, label, --hostname-names) -> names besides web1.nginx.docker.
+    ("web", "", None, True, ["web.docker."]),
+    ("web", "", None, False, []),
+    ("web", "", "true", False, ["web.docker."]),
+    ("web", "", "false", True, []),
+    ("web", "prod", None, True, ["web.prod.docker."]),
+    ("web", "docker", None, True, ["web.docker."]),
+    ("web", "example.com", None, True, ["web.example.com.docker."]),
+    ("Web.Lab", "", None, True, ["web.lab.docker."]),
+    ("0123456789ab", "", None, True, []),  # Docker's default: the short id
+    ("", "", None, True, []),
+]
+
+
+@pytest.mark.parametrize(
+    ("hostname", "domainname", "label", "flag", "expected"),
+    HOSTNAMES,
+    ids=[f"{h or '-'}/{d or '-'}/{lab}/{f}" for h, d, lab, f, _ in HOSTNAMES],
+)
+def test_hostname_names_follow_docker_ddns(
+    hostname: str, domainname: str, label: str | None, flag: bool, expected: list[str]
+) -> None:
+    details = inspect()
+    details["Config"].update(Hostname=hostname, Domainname=domainname)
+    labels = {"dev.dockzone.hostname": label} if label is not None else {}
+    options = DockerOptions(url="x", hostname_names=flag)
+    records, problems = container_records(summary(labels=labels), details, options, DEFAULTS)
+    assert problems == []
+    assert names_of(records) == sorted(["web1.nginx.docker.", *expected])
+    for record in records:
+        if record.name in expected:
+            assert (record.ttl, record.reverse, record.host) == (60, False, "172.20.0.5")
+
+
+def test_hostname_name_ttl_label_and_other_zones() -> None:
+    details = inspect({"DNSDOCK_TTL": "5"})
+    details["Config"].update(Hostname="db", Domainname="skydns.local")
+    defaults = NameDefaults(("docker.", "skydns.local."))
+    options = DockerOptions(url="x", hostname_names=True)
+    records, problems = container_records(summary(), details, options, defaults)
+    assert problems == []
+    [hostname] = [r for r in records if r.name == "db.skydns.local."]
+    assert (hostname.zone, hostname.ttl) == ("skydns.local.", 5)
+    labels = {"dev.dockzone.hostname": "maybe"}
+    records, problems = container_records(summary(labels=labels), details, options, defaults)
+    assert problems == [
+        "container web1 (0123456789ab): label dev.dockzone.hostname 'maybe' is not true or "
+        "false; ignored"
+    ]
+    assert "db.skydns.local." in names_of(records)
