@@ -12,6 +12,7 @@ from __future__ import annotations
 from dnsserver.answer import Resolution, resolve
 from dnsserver.errors import DnsServerError, MessageError, ZoneError, ZoneLoadError
 from dnsserver.forward import Forwarder, parse_hostport, read_resolv_conf
+from dnsserver.rdata import ADDRESS_CNAME
 from dnsserver.server import DNSService
 from dnsserver.stats import DNSStats
 from dnsserver.zone import PatchKey, RRset, Zone, ZoneBuilder, rrset_from_text
@@ -20,6 +21,7 @@ from dnsserver.zonefile import load_zone_file, parse_zone_text
 from dnsserver.zonestore import ZoneIndex, ZoneStore
 
 __all__ = [
+    "ADDRESS_CNAME",
     "DNSService",
     "DNSStats",
     "DnsServerError",

@@ -8,6 +8,7 @@
 | name exists with other types, or is an ENT | NOERROR  | 1  |                      | SOA       |
 | name does not exist in its zone            | NXDOMAIN | 1  |                      | SOA       |
 | name owns a CNAME (qtype not CNAME)        | of chain | 1  | CNAMEs, then data    | if neg.   |
+| A/AAAA, no such RRset, an ADDRESS_CNAME    | of chain | 1  | as a CNAME (SkyDNS)  | if neg.   |
 | a label is `*`/`any`, name not literal     | either   | 1  | union, owner = qname | if neg.   |
 | name at or below a delegation (NS cut)     | NOERROR  | 0  |                      | NS (+glue)|
 | name outside every zone                    | forwarded, or REFUSED without a forwarder      |
@@ -15,7 +16,10 @@
 The negative SOA TTL is min(SOA TTL, SOA MINIMUM) (RFC 2308 §5), and 0 for an NXDOMAIN to
 an SOA query (as BIND does). CNAME chains are followed through every served zone for at
 most 8 links (DESIGN.md), stopping at a loop; a chain that leaves the zones ends in
-`external`, which the server resolves through its forwarder (SkyDNS does the same). ANY
+`external`, which the server resolves through its forwarder (SkyDNS does the same). A name
+without A/AAAA that holds an `ADDRESS_CNAME` (a SkyDNS service whose host is a name, beside
+its SRV) answers A and AAAA questions as if that were its CNAME, chain and all; no other
+question sees it. ANY
 returns every RRset at the name (as BIND does with `minimal-any no`), not the RFC 8482
 minimal answer. SRV, MX and NS targets' A/AAAA records from the served zones go in the
 additional section.
@@ -42,7 +46,17 @@ from dataclasses import dataclass, field
 
 from dnsserver.message import NOERROR, NXDOMAIN
 from dnsserver.name import ROOT, parent, split_labels
-from dnsserver.rdata import AAAA, ADDITIONAL_TYPES, ANY, CNAME, NS, SOA, A, rdata_target
+from dnsserver.rdata import (
+    AAAA,
+    ADDITIONAL_TYPES,
+    ADDRESS_CNAME,
+    ANY,
+    CNAME,
+    NS,
+    SOA,
+    A,
+    rdata_target,
+)
 from dnsserver.zone import WILDCARD_LABELS, RRset, Zone
 from dnsserver.zonestore import ZoneIndex
 
@@ -112,13 +126,21 @@ def resolve(index: ZoneIndex, qname: str, qtype: int) -> Resolution:
                 depends.add(zone.origin)
                 break
         if qtype == ANY:
-            result.answer.extend(_owned(rrset, name, synthesized) for rrset in node.values())
+            result.answer.extend(
+                _owned(rrset, name, synthesized)
+                for rrset in node.values()
+                if rrset.rdtype != ADDRESS_CNAME
+            )
             break
-        rrset = node.get(qtype)
+        rrset = node.get(qtype) if qtype != ADDRESS_CNAME else None
         if rrset is not None:
             result.answer.append(_owned(rrset, name, synthesized))
             break
         cname = node.get(CNAME)
+        if cname is None and qtype in (A, AAAA):
+            alias = node.get(ADDRESS_CNAME)
+            if alias is not None:
+                cname = RRset(alias.name, CNAME, alias.ttl, alias.rdatas)
         if cname is None:
             result.authority.append(_negative(zone))
             depends.add(zone.origin)
@@ -203,7 +225,11 @@ def _query_wildcard(zone: Zone, qname: str, qtype: int) -> Resolution | None:
         if node is None:
             continue
         for rdtype, rrset in node.items():
-            if qtype not in (ANY, rdtype) or (qtype == ANY and rdtype == CNAME):
+            if (
+                qtype not in (ANY, rdtype)
+                or (qtype == ANY and rdtype == CNAME)
+                or rdtype == ADDRESS_CNAME
+            ):
                 continue
             ttl, rdatas = merged.get(rdtype, (rrset.ttl, {}))
             rdatas.update(dict.fromkeys(rrset.rdatas))

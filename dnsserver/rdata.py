@@ -27,6 +27,12 @@ OPT = 41
 IXFR = 251
 AXFR = 252
 ANY = 255
+ADDRESS_CNAME = 65281
+"""dockzone's own type, from RFC 6895's private-use range: a CNAME that answers only A and
+AAAA questions, so it may stand beside other data. SkyDNS answers an address question at a
+service whose host is a name with a CNAME to that host, even when the name holds the
+service's SRV; a zone file cannot say that (a CNAME stands alone), the in-process server
+can. Its rdata is a CNAME's; it is never sent, and questions for its type see nothing."""
 
 _TYPES = {
     "A": A,
@@ -63,7 +69,7 @@ TYPES = MappingProxyType(_TYPES)
 
 # Types whose rdata holds a name whose A/AAAA belong in the additional section (RFC 1035
 # §3.3.9, RFC 2782), with the offset of that name inside the rdata.
-_TARGET_OFFSET = {NS: 0, CNAME: 0, PTR: 0, MX: 2, SRV: 6}
+_TARGET_OFFSET = {NS: 0, CNAME: 0, PTR: 0, MX: 2, SRV: 6, ADDRESS_CNAME: 0}
 ADDITIONAL_TYPES = frozenset({NS, MX, SRV})
 
 _TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -188,7 +194,7 @@ def rdata_from_tokens(rdtype: int, tokens: list[str], origin: str | None) -> byt
         if rdtype == AAAA:
             (text,) = tokens
             return socket.inet_pton(socket.AF_INET6, text)
-        if rdtype in (CNAME, NS, PTR):
+        if rdtype in (CNAME, NS, PTR, ADDRESS_CNAME):
             (text,) = tokens
             return name_to_wire(parse_name(text, origin))
         if rdtype == MX:

@@ -180,7 +180,12 @@ class Daemon:
         state = Path(environ["XDG_STATE_HOME"]) / "dockzone"
 
         def given(option: str, default: Path) -> Path:
-            return Path(command[command.index(option) + 1]) if option in command else default
+            for number, word in enumerate(command):
+                if word.lstrip("-") == option.lstrip("-"):
+                    return Path(command[number + 1])
+                if word.lstrip("-").startswith(option.lstrip("-") + "="):
+                    return Path(word.split("=", 1)[1])
+            return default
 
         definitions = given("--definitions", state / "definitions")
         zones = given("--zones", state / "zones")

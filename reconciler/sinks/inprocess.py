@@ -8,31 +8,86 @@ patch did not touch. A zone the server does not hold yet is built whole. The SOA
 comes from ``serial_of`` (the zone file sink's, assigned before any sink applies, so the
 server and the files agree); without one the sink keeps its own.
 
+SkyDNS's CNAME for host names: a service whose host is a name but which also has a port
+(or ``mail``) holds an SRV (MX) at its name, so zone files cannot give it the CNAME to its
+host. The server can: at such a name, without A, AAAA or CNAME of its own, the sink adds
+an ``ADDRESS_CNAME`` to the host (``address_alias``), which the server answers A and AAAA
+questions with, as SkyDNS does. It is derived from the RRsets at the name and their
+provenance (an SRV from ``spec.port`` or an MX from ``spec.mail`` at the record's own name),
+so every change to a name re-derives it.
+
 Warm start: when the daemon has loaded the last written zone files into the store before
 the first pass, ``adopt(source)`` tells the sink how to read what those files hold, so the
-first pass patches the served zones instead of rebuilding them. Used by ``run``.
+first pass patches the served zones instead of rebuilding them (except zones that may need
+an ``ADDRESS_CNAME``: files do not hold them, so those are rebuilt). Used by ``run``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from itertools import groupby
 
-from dnsserver import PatchKey, Zone, ZoneStore, rrset_from_text
+from dnsserver import ADDRESS_CNAME, PatchKey, Zone, ZoneStore, rrset_from_text
 from dnsserver import RRset as WireRRset
-from reconciler.core.model import ZoneContent, ZoneSet
+from reconciler.core.model import Owner, RRset, ZoneContent, ZoneSet
 from reconciler.core.plan import Changes, ZoneChanges
 from reconciler.core.serials import next_serial
 
+_ALIAS_SOURCES = (("SRV", "spec.port", 3), ("MX", "spec.mail", 1))
+"""RRsets that carry a service's host name: type, the field that makes them at the
+record's own name, the host's position in the rdata."""
+
+
+def address_alias(zone: ZoneContent, name: str, rrsets: Iterable[RRset]) -> tuple[int, str] | None:
+    """SkyDNS's CNAME for A/AAAA questions at ``name`` (whose RRsets are ``rrsets``):
+    (TTL, host) of the service there whose host is a name, or None when the name has
+    addresses or a CNAME of its own, or no such service. Several such services: the one
+    whose owner sorts first (the conflict rule)."""
+    by_type = {rrset.rdtype: rrset for rrset in rrsets}
+    if "A" in by_type or "AAAA" in by_type or "CNAME" in by_type:
+        return None
+    best: tuple[Owner, str, int] | None = None
+    for rdtype, field, position in _ALIAS_SOURCES:
+        rrset = by_type.get(rdtype)
+        if rrset is None:
+            continue
+        for text in rrset.rdatas:
+            target = text.split()[position]
+            if target == name:
+                continue
+            for provenance in zone.provenance.get((name, rdtype, text), ()):
+                if provenance.via or provenance.field != field:
+                    continue
+                candidate = (provenance.owner, target, rrset.ttl)
+                if best is None or candidate < best:
+                    best = candidate
+    return None if best is None else (best[2], best[1])
+
+
+def may_need_alias(zone: ZoneContent) -> bool:
+    """Whether some name holds an SRV or MX and no A, AAAA or CNAME (a zone file, without
+    provenance, cannot say whether it needs an ``ADDRESS_CNAME``)."""
+    for _, group in groupby(zone.rrsets, key=lambda rrset: rrset.name):
+        types = {rrset.rdtype for rrset in group}
+        if types & {"SRV", "MX"} and not types & {"A", "AAAA", "CNAME"}:
+            return True
+    return False
+
 
 def zone_records(zone: ZoneContent, serial: int) -> list[tuple[str, str, int, str]]:
-    """The zone as (name, type, TTL, rdata text) tuples, SOA first."""
+    """The zone as (name, type, TTL, rdata text) tuples, SOA first, with the
+    ``ADDRESS_CNAME`` records the server answers address questions with."""
     records = [(zone.origin, "SOA", zone.soa.ttl, zone.soa.to_text(serial))]
     records.extend(
         (rrset.name, rrset.rdtype, rrset.ttl, text)
         for rrset in zone.rrsets
         for text in rrset.rdatas
     )
+    for name, group in groupby(zone.rrsets, key=lambda rrset: rrset.name):
+        alias = address_alias(zone, name, group)
+        if alias is not None:
+            records.append((name, f"TYPE{ADDRESS_CNAME}", alias[0], alias[1]))
     return records
 
 
@@ -67,7 +122,12 @@ class InProcessSink:
             for origin, content in (await read()).items():
                 zone = served.get(origin)
                 serial = self.serial_of(origin) if self.serial_of else None
-                if zone is not None and serial is not None and zone.serial == serial:
+                if (
+                    zone is not None
+                    and serial is not None
+                    and zone.serial == serial
+                    and not may_need_alias(content)
+                ):
                     self._held[origin] = content
                     self._serials[origin] = serial
         return dict(self._held)
@@ -89,7 +149,7 @@ class InProcessSink:
             if zone.current is None or origin not in served or origin not in self._held:
                 whole[origin] = Zone.from_records(origin, zone_records(zone.desired, serial))
             else:
-                patches[origin] = self._patch(zone, serial)
+                patches[origin] = self._patch(zone, serial, served[origin])
             self._serials[origin] = serial
         self.store.patch(patches, zones=whole, removed=removed)  # one swap for the pass
         for origin in removed:
@@ -105,7 +165,9 @@ class InProcessSink:
             serial = next_serial(self._serials.get(origin), int(self.clock()))
         return serial
 
-    def _patch(self, zone: ZoneChanges, serial: int) -> dict[PatchKey, WireRRset | None]:
+    def _patch(
+        self, zone: ZoneChanges, serial: int, served: Zone
+    ) -> dict[PatchKey, WireRRset | None]:
         origin = zone.origin
         patch: dict[PatchKey, WireRRset | None] = {}
         for change in zone.rrsets:
@@ -117,6 +179,17 @@ class InProcessSink:
             )
         desired = zone.desired
         assert desired is not None
+        changed = {change.name for change in zone.rrsets}
+        found = desired.rrsets_at(changed)
+        for name in changed:
+            alias = address_alias(desired, name, found.get(name, ()))
+            if alias is not None:
+                ttl, target = alias
+                patch[(name, ADDRESS_CNAME)] = rrset_from_text(
+                    origin, name, ADDRESS_CNAME, ttl, [target]
+                )
+            elif served.get(name, ADDRESS_CNAME) is not None:
+                patch[(name, ADDRESS_CNAME)] = None
         if self._serials.get(origin) != serial or zone.soa_changed:
             soa = desired.soa
             patch[(origin, "SOA")] = rrset_from_text(

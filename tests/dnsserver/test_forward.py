@@ -12,7 +12,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-from dnsserver import DNSService, Forwarder, ZoneStore, read_resolv_conf
+from dnsserver import ADDRESS_CNAME, DNSService, Forwarder, Zone, ZoneStore, read_resolv_conf
 from dnsserver.forward import parse_hostport
 from tests.dnsserver.conftest import Upstream
 from tests.servers import answer_text, query
@@ -134,3 +134,41 @@ def test_resolv_conf_nameservers_are_read(tmp_path: Path) -> None:
 )
 def test_parse_hostport(text: str, expected: tuple[str, int]) -> None:
     assert parse_hostport(text) == expected
+
+
+def test_address_cname_answers_address_questions_only(
+    upstream: Upstream, make_service: MakeService
+) -> None:
+    """SkyDNS: a service whose host is a name holds its SRV, and A/AAAA questions there get
+    a CNAME to the host, chased in the zones or upstream; nothing else sees it."""
+    zone = Zone.from_records(
+        "skydns.local.",
+        [
+            ("skydns.local.", "SOA", 30, "ns.skydns.local. h.skydns.local. 1 3600 600 86400 30"),
+            ("svc.skydns.local.", "SRV", 30, "10 100 8080 www.example.test."),
+            ("svc.skydns.local.", f"TYPE{ADDRESS_CNAME}", 30, "www.example.test."),
+            ("inner.skydns.local.", "SRV", 30, "10 100 8080 svc.skydns.local."),
+            ("inner.skydns.local.", f"TYPE{ADDRESS_CNAME}", 30, "svc.skydns.local."),
+        ],
+    )
+    service = make_service(
+        ZoneStore({"skydns.local.": zone}), forwarder=Forwarder([("127.0.0.2", upstream.port)])
+    )
+    port = _port(service)
+    response = query("127.0.0.1", port, "inner.skydns.local.", "A", rd=True)
+    assert answer_text(response) == [
+        "inner.skydns.local. 30 IN CNAME svc.skydns.local.",
+        "svc.skydns.local. 30 IN CNAME www.example.test.",
+        "www.example.test. 300 IN A 192.0.2.80",
+    ]
+    assert response.flags & dns.flags.AA
+    assert answer_text(query("127.0.0.1", port, "svc.skydns.local.", "SRV")) == [
+        "svc.skydns.local. 30 IN SRV 10 100 8080 www.example.test."
+    ]
+    assert answer_text(query("127.0.0.1", port, "svc.skydns.local.", "ANY")) == [
+        "svc.skydns.local. 30 IN SRV 10 100 8080 www.example.test."
+    ]
+    for qtype in ("CNAME", "TXT", f"TYPE{ADDRESS_CNAME}"):
+        response = query("127.0.0.1", port, "svc.skydns.local.", qtype)
+        assert (response.rcode(), response.answer) == (dns.rcode.NOERROR, []), qtype
+    assert query("127.0.0.1", port, "*.skydns.local.", "ANY").answer[0].rdtype == 33

@@ -3,7 +3,9 @@
 dockzone hands its built zones to the server directly (no zone file parsing), so this is
 the check that the two paths agree: every owner name x type, plus misses, compared on
 rcode, AA and answer RRsets (ignoring order), and the SOA of negative answers. Wildcard
-labels are dockzone-only and not compared.
+labels are dockzone-only and not compared; so are A/AAAA at a service whose host is a name
+beside its SRV (SkyDNS's CNAME, which a zone file cannot hold): there dockzone must answer
+that CNAME where BIND has no data.
 """
 
 from __future__ import annotations
@@ -86,17 +88,45 @@ def corpus(zones: Path) -> list[tuple[str, str]]:
     return [(name, rdtype) for name in sorted(names) for rdtype in TYPES]
 
 
+def service_targets(zones: Path) -> dict[str, set[str]]:
+    """SRV and MX targets by owner name, from the zone files."""
+    found: dict[str, set[str]] = {}
+    for path in zones.glob("db.*"):
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) > 4 and parts[3] in ("SRV", "MX"):
+                found.setdefault(parts[0], set()).add(parts[-1])
+    return found
+
+
 def test_in_process_answers_equal_bind_on_the_rendered_files(
     rendered: Daemon, bind: NamedServer
 ) -> None:
     cases = corpus(rendered.zones)
     assert len(cases) > 300
+    targets = service_targets(rendered.zones)
     differences = []
+    skydns_cnames = []
     for qname, rdtype in cases:
-        ours = summary(query("127.0.0.1", rendered.port, qname, rdtype, tcp=True))
+        response = query("127.0.0.1", rendered.port, qname, rdtype, tcp=True)
+        ours = summary(response)
         theirs = summary(query("127.0.0.1", bind.port, qname, rdtype, tcp=True))
-        if ours != theirs:
-            differences.append(f"{qname} {rdtype}:\n  dockzone {ours}\n  bind     {theirs}")
+        if ours == theirs:
+            continue
+        first = response.answer[0] if response.answer else None
+        if (
+            rdtype in ("A", "AAAA")
+            and first is not None
+            and first.rdtype == 5  # CNAME
+            and first.name.to_text() == qname
+            and first[0].target.to_text() in targets.get(qname, ())
+            and theirs[0] == "NOERROR"
+            and not theirs[2]
+        ):
+            skydns_cnames.append(f"{qname} {rdtype}")
+            continue
+        differences.append(f"{qname} {rdtype}:\n  dockzone {ours}\n  bind     {theirs}")
     assert not differences, f"{len(differences)} of {len(cases)} differ:\n" + "\n".join(
         differences[:20]
     )
+    assert "1.rails.production.east.skydns.local. A" in skydns_cnames

@@ -13,7 +13,7 @@ import dns.rcode
 import pytest
 import yaml
 
-from tests.helpers import eventually, service
+from tests.helpers import assert_zone_files_valid, eventually, service
 from tests.servers import Daemon, NamedServer, dig, dig_answers, free_port, query
 
 LAN_ZONE = """\
@@ -124,3 +124,54 @@ def _has_ipv6() -> bool:
     except OSError:
         return False
     return True
+
+
+def test_a_skydns_host_name_service_answers_a_with_the_chased_cname(
+    tmp_path: Path, upstream: NamedServer
+) -> None:
+    """SkyDNS's README: an A question at a service whose host is a name gets a CNAME to
+    it, followed inside the zones or through the upstream, though the name holds the
+    service's SRV; the zone file keeps only the SRV."""
+    definitions = tmp_path / "definitions"
+    definitions.mkdir()
+    sky = {"zone": "skydns.local.", "port": 8080}
+    (definitions / "rails.yaml").write_text(
+        yaml.safe_dump_all(
+            [
+                service("r1", dns_name="1.rails.production.east", host="service1.lan.test", **sky),
+                service(
+                    "r3", dns_name="3.rails.production.east", host="service3.skydns.local", **sky
+                ),
+                service("s3", dns_name="service3", host="10.0.2.15", **sky),
+            ]
+        )
+    )
+    port, http = free_port(), f"127.0.0.1:{free_port()}"
+    command = ["run", f"--definitions={definitions}", f"--zones={tmp_path / 'zones'}"]
+    command += [f"--dns=127.0.0.1:{port}", f"--http={http}", "--docker=off"]
+    command += [f"--nameserver=127.0.0.1:{upstream.port}"]
+    daemon = Daemon.start_command(tmp_path, command, port=port, http=http)
+    try:
+        assert dig_answers(port, "1.rails.production.east.skydns.local.") == [
+            "1.rails.production.east.skydns.local. 30 IN CNAME service1.lan.test.",
+            "service1.lan.test. 300 IN CNAME www.lan.test.",
+            "www.lan.test. 300 IN A 127.0.0.81",
+        ]
+        assert dig_answers(port, "3.rails.production.east.skydns.local.") == [
+            "3.rails.production.east.skydns.local. 30 IN CNAME service3.skydns.local.",
+            "service3.skydns.local. 30 IN A 10.0.2.15",
+        ]
+        assert dig_answers(port, "1.rails.production.east.skydns.local.", "SRV") == [
+            "1.rails.production.east.skydns.local. 30 IN SRV 10 100 8080 service1.lan.test."
+        ]
+        response = query("127.0.0.1", port, "1.rails.production.east.skydns.local.", "AAAA")
+        assert response.answer[0].to_text().endswith("CNAME service1.lan.test.")
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+    lines = {
+        " ".join(line.split())
+        for line in (daemon.zones / "db.skydns.local").read_text().splitlines()
+    }
+    assert "1.rails.production.east.skydns.local. 30 IN SRV 10 100 8080 service1.lan.test." in lines
+    assert not any(" CNAME " in line for line in lines)
+    assert_zone_files_valid(daemon.zones)
