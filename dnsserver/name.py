@@ -7,6 +7,7 @@ equal iff their canonical texts are equal, so names are plain dict keys.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 
@@ -224,3 +225,26 @@ def read_name(buf: bytes, offset: int, allow_pointers: bool = True) -> tuple[str
         labels.append(buf[offset + 1 : offset + 1 + length].translate(_LOWER))
         offset += 1 + length
     return labels_to_text(labels), (end if end >= 0 else offset)
+
+
+def reverse_network(name: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """The network a name below ``in-addr.arpa.`` or ``ip6.arpa.`` stands for (RFC 1035
+    §3.5, RFC 3596 §2.5): ``1.0.10.in-addr.arpa.`` -> 10.0.1.0/24, a full PTR name ->
+    a /32 or /128; None for any other name."""
+    labels = name.rstrip(".").lower().split(".")
+    inside = labels[:-2]
+    try:
+        if labels[-2:] == ["in-addr", "arpa"] and 1 <= len(inside) <= 4:
+            if not all(label.isdigit() and int(label) <= 255 for label in inside):
+                return None
+            octets = [int(label) for label in reversed(inside)]
+            address = ".".join(str(octet) for octet in octets + [0] * (4 - len(octets)))
+            return ipaddress.IPv4Network(f"{address}/{8 * len(octets)}")
+        if labels[-2:] == ["ip6", "arpa"] and 1 <= len(inside) <= 32:
+            if not all(len(label) == 1 for label in inside):
+                return None
+            value = int("".join(reversed(inside)), 16) << (4 * (32 - len(inside)))
+            return ipaddress.IPv6Network((value, 4 * len(inside)))
+    except ValueError:
+        return None
+    return None

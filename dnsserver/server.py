@@ -54,7 +54,8 @@ from dnsserver.message import (
     render_error,
     render_response,
 )
-from dnsserver.rdata import AAAA, AXFR, IXFR, A
+from dnsserver.name import reverse_network
+from dnsserver.rdata import AAAA, AXFR, IXFR, PTR, A
 from dnsserver.stats import Counters, DNSStats
 from dnsserver.zone import RRset
 from dnsserver.zonestore import ZoneIndex, ZoneStore
@@ -84,6 +85,12 @@ class DNSService:
     `networks` (settable at any time, e.g. the subnets of Docker networks) makes answers
     network-aware: a client whose address lies in one of them gets, of an A/AAAA RRset, only
     the addresses in that same network, when there are any; otherwise every address.
+
+    `reverse_authority` (settable at any time) limits what the reverse zones speak for, as
+    SkyDNS does: None (the default) answers every name of every served zone itself; a
+    tuple of networks makes a PTR question about an address outside all of them, which
+    the served reverse zone has no answer for, go to the forwarder instead of getting
+    NXDOMAIN (a LAN host beside a published address keeps its upstream name).
     """
 
     def __init__(
@@ -120,6 +127,7 @@ class DNSService:
         self._executor: ThreadPoolExecutor | None = None
         self.addresses: list[tuple[str, int]] = []
         self._networks: tuple[IPNetwork, ...] = ()
+        self._reverse_authority: tuple[IPNetwork, ...] | None = None
         self._client_network: dict[str, int] = {}
         self._counters: list[Counters] = []
         self._tcp_counters = Counters("tcp", shared=True)
@@ -142,6 +150,16 @@ class DNSService:
         if new != self._networks:
             self._client_network = {}  # replaced, not cleared: readers keep a consistent map
             self._networks = new
+
+    @property
+    def reverse_authority(self) -> tuple[IPNetwork, ...] | None:
+        return self._reverse_authority
+
+    @reverse_authority.setter
+    def reverse_authority(self, networks: Sequence[IPNetwork] | None) -> None:
+        new = None if networks is None else tuple(networks)
+        if new != self._reverse_authority:
+            self._reverse_authority = new  # a new object: the UDP threads drop their caches
 
     def network_of(self, client: str) -> int:
         """The index of the first of `networks` holding `client`, or -1."""
@@ -252,6 +270,14 @@ class DNSService:
         if network >= 0 and result.answer:
             result.answer = _same_network(result.answer, self._networks[network])
         forwarder = self.forwarder
+        if (
+            query.qtype == PTR
+            and not result.answer
+            and forwarder is not None
+            and self.reverse_authority is not None
+            and not self._speaks_for(query.qname)
+        ):
+            return _Reply(deferred=lambda: self._forward(data, query, udp))
         if not result.in_zone:
             if forwarder is None:
                 wire = render_error(data, REFUSED, query)
@@ -298,6 +324,15 @@ class DNSService:
             for k in range(rotations)
         )
         return _Reply(variants[0], variants if cacheable else (), depends=result.depends)
+
+    def _speaks_for(self, qname: str) -> bool:
+        """Whether a PTR name stands for an address of `reverse_authority` (or for no
+        address at all: a zone apex, a name of another form)."""
+        network = reverse_network(qname)
+        if network is None or network.num_addresses != 1:
+            return True
+        address = network.network_address
+        return any(address in owned for owned in self.reverse_authority or ())
 
     def _forward(self, data: bytes, query: Query, udp: bool) -> bytes | None:
         assert self.forwarder is not None
@@ -350,6 +385,7 @@ class DNSService:
         listed = 0
         cache_index: ZoneIndex | None = None
         cache_networks: tuple[IPNetwork, ...] = ()
+        cache_authority: tuple[IPNetwork, ...] | None = None
         while True:
             try:
                 data, addr = recvfrom(65535)
@@ -359,13 +395,19 @@ class DNSService:
                 continue
             index = snapshot()
             networks = self._networks
-            if index is not cache_index or networks is not cache_networks:
+            authority = self._reverse_authority
+            if (
+                index is not cache_index
+                or networks is not cache_networks
+                or authority is not cache_authority
+            ):
                 changed = index.changed_names
                 if (
                     changed is not None
                     and cache_index is not None
                     and index.base == cache_index.generation
                     and networks is cache_networks
+                    and authority is cache_authority
                 ):
                     for name in changed:  # a patch: drop the answers made from changed names
                         keys = users.pop(name, None)
@@ -379,6 +421,7 @@ class DNSService:
                     listed = 0
                 cache_index = index
                 cache_networks = networks
+                cache_authority = authority
             key = data[2:]
             network = -1
             if networks and addr:

@@ -7,6 +7,7 @@ The flag wins over the environment, which wins over the file. Used only by the C
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from dnsserver.name import reverse_network
 from reconciler.core import names
 from reconciler.core.model import ZoneSettings
 from reconciler.definitions import NameDefaults
@@ -116,6 +118,45 @@ def parse_hostport(
     if names.parse_ip(host) is None:
         raise ValueError(f"{host!r} is not an IP address")
     return host, int(port)
+
+
+def _reverse_zones(value: Any, where: str) -> tuple[str, ...]:
+    """Reverse zones given as networks (``10.0.0.0/16``) or names (``0.10.in-addr.arpa``):
+    a comma list or a YAML list, as origins."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{where}: must be a network, a reverse zone or a list of them")
+    result: list[str] = []
+    for item in items:
+        text = _text(item, where).strip()
+        if not text:
+            continue
+        if "/" in text:
+            try:
+                network = ipaddress.ip_network(text)
+            except ValueError:
+                raise ConfigError(
+                    f"{where}: {text!r} is not a network (like 10.0.0.0/16)"
+                ) from None
+            step = 8 if network.version == 4 else 4
+            if network.prefixlen % step or not network.prefixlen:
+                raise ConfigError(
+                    f"{where}: {text!r}: the prefix length must be a multiple of {step} (a "
+                    "reverse zone ends at a label)"
+                )
+            origin = names.reverse_zone(
+                network.network_address, network.prefixlen, network.prefixlen
+            )
+        else:
+            origin = names.fqdn(text)
+            if reverse_network(origin) is None:
+                raise ConfigError(
+                    f"{where}: {text!r} is neither a network (10.0.0.0/16) nor a reverse zone "
+                    "(0.10.in-addr.arpa.)"
+                )
+        if origin not in result:
+            result.append(origin)
+    return tuple(result)
 
 
 def _listen(value: Any, where: str) -> str:
@@ -361,6 +402,16 @@ OPTIONS = (
         lambda: True,
         "write reverse zones (PTR records) for record addresses",
         flag=True,
+    ),
+    Option(
+        "reverse_zone",
+        _reverse_zones,
+        lambda: (),
+        "a reverse zone dockzone owns whole, as a network (10.0.0.0/16) or a name; repeatable. "
+        "Other reverse zones answer only their own addresses: a PTR question for another "
+        "address is forwarded",
+        "NETWORK",
+        repeat=True,
     ),
     Option(
         "dns",
@@ -664,6 +715,7 @@ class Settings:
     hostmaster: str
     ns_address: str
     reverse: bool
+    reverse_zone: tuple[str, ...]
     dns: str
     nameserver: tuple[tuple[str, int], ...]
     no_rec: bool
@@ -711,6 +763,7 @@ class Settings:
             hostmaster=self.hostmaster,
             ns_address=self.ns_address,
             reverse=self.reverse,
+            reverse_zones=self.reverse_zone if self.reverse else (),
         )
 
     def name_defaults(self) -> NameDefaults:

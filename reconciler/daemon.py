@@ -21,6 +21,7 @@ from aiohttp import web
 from watchfiles import awatch
 
 from dnsserver import DNSService, ZoneDirectory, ZoneStore
+from dnsserver.name import reverse_network
 from reconciler.config import Settings, parse_hostport
 from reconciler.core.triggers import Wakeup, next_wakeup
 from reconciler.errors import ConfigError
@@ -189,8 +190,11 @@ async def run(settings: Settings, err: TextIO, early: Early | None = None) -> in
     for sink in sinks:
         if isinstance(sink, InProcessSink) and early.zones:
             sink.adopt(zonefiles.current)
+    owned = reverse_networks(settings)
+    if service is not None:
+        service.reverse_authority = owned
     reconciler = Reconciler(
-        source, settings.zone_settings(), sinks, on_snapshot=_network_aware(service)
+        source, settings.zone_settings(), sinks, on_snapshot=network_aware(service, owned)
     )
     wakeup = Wakeup()
     stop = asyncio.Event()
@@ -288,15 +292,29 @@ async def start_api(
     return await api.start(api.make_app(state), host, port)
 
 
-def _network_aware(service: DNSService | None) -> Callable[[Snapshot], None] | None:
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def reverse_networks(settings: Settings) -> tuple[IPNetwork, ...]:
+    """The networks of the ``--reverse-zone`` zones: dockzone answers every PTR question
+    there itself."""
+    found = (reverse_network(origin) for origin in settings.reverse_zone)
+    return tuple(network for network in found if network is not None)
+
+
+def network_aware(
+    service: DNSService | None, owned: tuple[IPNetwork, ...] = ()
+) -> Callable[[Snapshot], None] | None:
     """Hand the sources' subnets (Docker networks) to the DNS server after every read, so
-    clients get the addresses on their own network."""
+    clients get the addresses on their own network, and the reverse zones speak for the
+    whole of those subnets (besides ``owned``); PTR misses elsewhere go upstream."""
     if service is None:
         return None
 
     def update(snapshot: Snapshot) -> None:
         if snapshot.networks is not None:
             service.networks = [ipaddress.ip_network(cidr) for cidr in snapshot.networks]
+            service.reverse_authority = owned + tuple(service.networks)
 
     return update
 

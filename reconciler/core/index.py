@@ -162,7 +162,7 @@ class RecordIndex:
                 self._zone_refs[zone] = refs
             else:
                 self._zone_refs.pop(zone, None)
-                if zone not in self.settings.domains:
+                if zone not in self.settings.fixed_zones:
                     self._rebuild = True
         made = self._made.pop(record, None)
         if made is None:
@@ -291,7 +291,7 @@ class RecordIndex:
     def _commit_all(self) -> plan.Changes:
         """Re-derive everything: the zone set changed (or this is the first commit)."""
         settings = self.settings
-        zones = set(settings.domains) | set(self._zone_refs)
+        zones = set(settings.fixed_zones) | set(self._zone_refs)
         self._zones = tuple(sorted(zones, key=name_key))
         self._zone_set = frozenset(zones)
         self._reserved = frozenset(

@@ -265,3 +265,11 @@ class ZoneSettings:
     reverse: bool = True
     reverse_prefix_v4: int = 24
     reverse_prefix_v6: int = 64
+    reverse_zones: tuple[str, ...] = ()
+    """Reverse zones the user configured (``--reverse-zone``): always written, and an
+    address inside one has its PTR there rather than in its /24 (/64) zone."""
+
+    @property
+    def fixed_zones(self) -> tuple[str, ...]:
+        """The zones served whatever the records: the domains and configured reverse zones."""
+        return self.domains + self.reverse_zones

@@ -116,9 +116,11 @@ def record_zones(record: Record, settings: ZoneSettings) -> tuple[str, ...]:
         and isinstance(record, ServiceRecord)
         and record.reverse
     ):
-        reverse = names.reverse_zone(
-            address, settings.reverse_prefix_v4, settings.reverse_prefix_v6
-        )
+        reverse = names.zone_for(names.reverse_name(address), settings.reverse_zones)
+        if reverse is None:
+            reverse = names.reverse_zone(
+                address, settings.reverse_prefix_v4, settings.reverse_prefix_v6
+            )
         return (record.zone, reverse)
     return (record.zone,)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import time
 from collections.abc import Callable
@@ -172,3 +173,46 @@ def test_address_cname_answers_address_questions_only(
         response = query("127.0.0.1", port, "svc.skydns.local.", qtype)
         assert (response.rcode(), response.answer) == (dns.rcode.NOERROR, []), qtype
     assert query("127.0.0.1", port, "*.skydns.local.", "ANY").answer[0].rdtype == 33
+
+
+def test_ptr_misses_outside_the_reverse_authority_go_upstream(
+    upstream: Upstream, make_service: MakeService
+) -> None:
+    """SkyDNS: a PTR question the reverse zone has no record for is forwarded, except for
+    addresses of the networks the zone speaks for (and with no limit set, for every one)."""
+    upstream.records[("126.1.0.10.in-addr.arpa.", "PTR")] = [
+        "126.1.0.10.in-addr.arpa. 300 IN PTR lan-host.example.test."
+    ]
+    upstream.records[("121.1.0.10.in-addr.arpa.", "PTR")] = [
+        "121.1.0.10.in-addr.arpa. 300 IN PTR shadowed.example.test."
+    ]
+    zone = Zone.from_records(
+        "1.0.10.in-addr.arpa.",
+        [
+            ("1.0.10.in-addr.arpa.", "SOA", 30, "ns.docker. h.docker. 1 3600 600 86400 30"),
+            ("125.1.0.10.in-addr.arpa.", "PTR", 30, "web.docker."),
+        ],
+    )
+    service = make_service(
+        ZoneStore({"1.0.10.in-addr.arpa.": zone}),
+        forwarder=Forwarder([("127.0.0.2", upstream.port)]),
+    )
+    port = _port(service)
+
+    def ptr(address: str, qtype: str = "PTR") -> dns.message.Message:
+        name = ".".join(reversed(address.split("."))) + ".in-addr.arpa."
+        return query("127.0.0.1", port, name, qtype, rd=True)
+
+    assert ptr("10.0.1.126").rcode() == dns.rcode.NXDOMAIN  # the default: authoritative
+    service.reverse_authority = (ipaddress.ip_network("10.0.1.120/30"),)
+    response = ptr("10.0.1.126")
+    assert answer_text(response) == ["126.1.0.10.in-addr.arpa. 300 IN PTR lan-host.example.test."]
+    assert not response.flags & dns.flags.AA
+    response = ptr("10.0.1.125")
+    assert answer_text(response) == ["125.1.0.10.in-addr.arpa. 30 IN PTR web.docker."]
+    assert response.flags & dns.flags.AA
+    response = ptr("10.0.1.121")  # inside the authority: ours, though upstream knows it
+    assert (response.rcode(), bool(response.flags & dns.flags.AA)) == (dns.rcode.NXDOMAIN, True)
+    response = ptr("10.0.1.126", "A")  # only PTR questions go upstream
+    assert (response.rcode(), bool(response.flags & dns.flags.AA)) == (dns.rcode.NXDOMAIN, True)
+    assert ("121.1.0.10.in-addr.arpa.", "PTR") not in upstream.seen

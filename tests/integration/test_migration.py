@@ -13,6 +13,10 @@ import dns.rcode
 import pytest
 import yaml
 
+from dnsserver import DNSService, ZoneStore
+from reconciler import daemon
+from reconciler.config import resolve
+from reconciler.sources import Snapshot
 from tests.helpers import assert_zone_files_valid, eventually, service
 from tests.servers import Daemon, NamedServer, dig, dig_answers, free_port, query
 
@@ -28,16 +32,29 @@ www IN A 127.0.0.81
 """
 
 
+REVERSE_ZONE = """\
+$TTL 300
+@ IN SOA ns.lan.test. hostmaster.lan.test. 1 3600 600 86400 300
+@ IN NS ns.lan.test.
+{last} IN PTR {host}.lan.test.
+"""
+REVERSE = {"1.0.10.in-addr.arpa": ("126", "lan-host"), "2.0.10.in-addr.arpa": ("6", "shadowed")}
+
+
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NamedServer]:
-    """A real BIND on loopback standing in for the LAN's nameserver."""
+    """A real BIND on loopback standing in for the LAN's nameserver: lan.test, and the
+    reverse zones of two LAN networks."""
     workdir = tmp_path_factory.mktemp("upstream")
     zones = workdir / "zones"
     zones.mkdir()
     (zones / "db.lan.test").write_text(LAN_ZONE)
+    for origin, (last, host) in REVERSE.items():
+        (zones / f"db.{origin}").write_text(REVERSE_ZONE.format(last=last, host=host))
     server = NamedServer.start(workdir, zones, free_port())
     try:
-        eventually(lambda: server.answers_soa("lan.test."), timeout=15)
+        for origin in ["lan.test", *REVERSE]:
+            eventually(lambda origin=origin: server.answers_soa(origin + "."), timeout=15)
         yield server
     finally:
         server.stop()
@@ -175,3 +192,66 @@ def test_a_skydns_host_name_service_answers_a_with_the_chased_cname(
     assert "1.rails.production.east.skydns.local. 30 IN SRV 10 100 8080 service1.lan.test." in lines
     assert not any(" CNAME " in line for line in lines)
     assert_zone_files_valid(daemon.zones)
+
+
+def test_reverse_lookups_of_other_hosts_go_to_the_upstream(
+    tmp_path: Path, upstream: NamedServer
+) -> None:
+    """A record at 10.0.1.125 does not hide the LAN's PTR for 10.0.1.126 (SkyDNS forwards
+    PTR questions it has no record for); a --reverse-zone network stays dockzone's whole."""
+    definitions = tmp_path / "definitions"
+    definitions.mkdir()
+    (definitions / "hosts.yaml").write_text(
+        yaml.safe_dump_all(
+            [
+                service("web", dns_name="web", host="10.0.1.125"),
+                service("db", dns_name="db", host="10.0.2.5"),
+            ]
+        )
+    )
+    port, http = free_port(), f"127.0.0.1:{free_port()}"
+    command = ["run", f"--definitions={definitions}", f"--zones={tmp_path / 'zones'}"]
+    command += [f"--dns=127.0.0.1:{port}", f"--http={http}", "--docker=off"]
+    command += [f"--nameserver=127.0.0.1:{upstream.port}", "--reverse-zone", "10.0.2.0/24"]
+    daemon = Daemon.start_command(tmp_path, command, port=port, http=http)
+
+    def reverse(address: str) -> tuple[str, list[str], str]:
+        """rcode, answer, and whose SOA came with a miss (dockzone's or BIND's)."""
+        name = ".".join(reversed(address.split("."))) + ".in-addr.arpa."
+        response = query("127.0.0.1", port, name, "PTR", rd=True)
+        soa = response.authority[0][0].mname.to_text() if response.authority else ""
+        answer = [rrset[0].to_text() for rrset in response.answer]
+        return dns.rcode.to_text(response.rcode()), answer, soa
+
+    try:
+        assert reverse("10.0.1.125") == ("NOERROR", ["web.docker."], "")
+        assert reverse("10.0.1.126") == ("NOERROR", ["lan-host.lan.test."], "")
+        assert reverse("10.0.1.127") == ("NXDOMAIN", [], "ns.lan.test.")  # BIND's answer
+        assert reverse("10.0.2.5") == ("NOERROR", ["db.docker."], "")
+        assert reverse("10.0.2.6") == ("NXDOMAIN", [], "ns.dns.docker.")  # --reverse-zone
+        assert "lan-host.lan.test." in dig(port, "-x", "10.0.1.126", "+short")
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+    assert sorted(path.name for path in daemon.zones.glob("db.*")) == [
+        "db.1.0.10.in-addr.arpa",
+        "db.2.0.10.in-addr.arpa",
+        "db.docker",
+    ]
+    assert_zone_files_valid(daemon.zones)
+
+
+def test_docker_subnets_and_configured_reverse_zones_stay_authoritative() -> None:
+    """What ``run`` hands the server: the --reverse-zone networks at once, the subnets of
+    the watched Docker networks after each read of the Docker source."""
+    settings = resolve({"reverse_zone": ["10.0.2.0/24", "fd00::/48"]}, {}, None)
+    owned = daemon.reverse_networks(settings)
+    assert [str(network) for network in owned] == ["10.0.2.0/24", "fd00::/48"]
+    service = DNSService(ZoneStore())
+    update = daemon.network_aware(service, owned)
+    assert update is not None
+    update(Snapshot(networks=("198.18.4.0/24",)))
+    assert [str(network) for network in service.reverse_authority or ()] == [
+        "10.0.2.0/24",
+        "fd00::/48",
+        "198.18.4.0/24",
+    ]

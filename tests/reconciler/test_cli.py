@@ -298,3 +298,42 @@ def test_an_empty_address_means_every_address(defs: Path, zones_dir: Path) -> No
     bad = dockzone("run", "--nameserver", ":53")
     assert bad.returncode == 2
     assert "--nameserver: '' is not an IP address" in bad.stderr
+
+
+def test_configured_reverse_zones_hold_their_ptrs_and_exist_when_empty(
+    defs: Path, zones_dir: Path
+) -> None:
+    result = dockzone(
+        "render",
+        "--definitions",
+        str(defs),
+        "--zones",
+        str(zones_dir),
+        "--reverse-zone",
+        "10.0.0.0/16",
+        "--reverse-zone=113.0.203.in-addr.arpa",
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in zones_dir.glob("db.*")) == [
+        "db.0.10.in-addr.arpa",
+        "db.113.0.203.in-addr.arpa",
+        "db.docker",
+    ]
+    text = (zones_dir / "db.0.10.in-addr.arpa").read_text()
+    lines = {" ".join(line.split()) for line in text.splitlines()}
+    assert "7.0.0.10.in-addr.arpa. 30 IN PTR web.nginx.docker." in lines
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("10.0.0.0/12", "'10.0.0.0/12': the prefix length must be a multiple of 8"),
+        ("fd00::/50", "'fd00::/50': the prefix length must be a multiple of 4"),
+        ("10.0.0.300/24", "'10.0.0.300/24' is not a network"),
+        ("docker", "'docker' is neither a network (10.0.0.0/16) nor a reverse zone"),
+    ],
+)
+def test_a_bad_reverse_zone_names_the_option(value: str, message: str) -> None:
+    result = dockzone("render", "--reverse-zone", value)
+    assert result.returncode == 2
+    assert f"--reverse-zone: {message}" in result.stderr
