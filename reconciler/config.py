@@ -305,6 +305,14 @@ def _key_prefix(value: Any, where: str) -> str:
     return text
 
 
+def _realm(value: Any, where: str) -> str:
+    """totem/discover's realm: one key path component."""
+    text = _text(value, where).strip()
+    if not text or "/" in text or any(char.isspace() for char in text):
+        raise ConfigError(f"{where}: must be one key path component (no / or spaces), not {text!r}")
+    return text
+
+
 def _instance_id(value: Any, where: str) -> str:
     text = _text(value, where).strip().lower()
     if not text or names.name_problem(text) or "." in text:
@@ -605,6 +613,14 @@ OPTIONS = (
         commands=("run",),
     ),
     Option(
+        "etcd_discover_realm",
+        _realm,
+        lambda: "default",
+        "the realm in totem/discover's key paths (discover's host:realm)",
+        "REALM",
+        commands=("run",),
+    ),
+    Option(
         "etcd_ca",
         _optional_path,
         lambda: None,
@@ -739,6 +755,7 @@ class Settings:
     etcd_lease_ttl: int
     etcd_source: bool
     etcd_discover_prefix: str
+    etcd_discover_realm: str
     etcd_ca: Path | None
     etcd_cert: Path | None
     etcd_key: Path | None

@@ -129,6 +129,7 @@ def make_sinks(settings: Settings, store: ZoneStore | None) -> list[Sink]:
             settings.instance_id,
             settings.etcd_lease_ttl,
             settings.etcd_discover_prefix,
+            settings.etcd_discover_realm,
         )
         sinks.append(EtcdSink(client, config))
     return sinks

@@ -32,11 +32,13 @@ PUBLISHED_TYPES = ("A", "AAAA", "CNAME", "SRV", "TXT", "MX")
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One key to publish: the DNS name it serves and its JSON value."""
+    """One key to publish: the DNS name it serves and its JSON value (and, for
+    totem/discover's layout, the protocol of its port)."""
 
     key: str
     name: str
     value: str
+    protocol: str = "tcp"
 
 
 def key_path(prefix: str, name: str) -> str:
@@ -64,6 +66,7 @@ class _Group:
     srvs: list[tuple[int, int, int, str]] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
     mx: int | None = None
+    protocol: str = "tcp"
 
 
 def entries_from_zones(
@@ -115,13 +118,15 @@ def _entries(
                     continue
                 group = groups.setdefault((rrset.name, owner), _Group(rrset.ttl))
                 _add(group, rrset.rdtype, text)
+                if rrset.rdtype == "SRV" and provenance.protocol:
+                    group.protocol = provenance.protocol
     result: dict[str, Entry] = {}
     for (name, owner), group in sorted(groups.items()):
         for value in _values(group):
             key = "/".join(
                 [key_path(prefix, name), key_id(instance, owner.source, owner.object, name, value)]
             )
-            result[key] = Entry(key, name, value)
+            result[key] = Entry(key, name, value, group.protocol)
     return result
 
 
@@ -179,43 +184,41 @@ def parse_txt(text: str) -> list[str]:
     return result
 
 
-def discover_entries(entries: Iterable[Entry], prefix: str, instance: str) -> dict[str, Entry]:
+DISCOVER_REALM = "default"
+"""The realm when none is configured (totem/discover requires one: ``host:realm``)."""
+
+
+def discover_entries(
+    entries: Iterable[Entry], prefix: str, instance: str, realm: str = DISCOVER_REALM
+) -> dict[str, Entry]:
     """totem/discover's layout for entries with an address and a port:
-    ``<prefix>/service/<first label>/<rest of the name>/<instance>/<id>`` =
-    ``tcp://ip:port``."""
+    ``<prefix>/service/<first label>/<realm>/<instance>/<id>`` = ``<protocol>://ip:port``
+    (``udp://`` for a udp port, as discover writes ``DISCOVER=svc:8125/udp``). The id is
+    the SkyDNS entry's, so ``discover_id`` ties the key to its name."""
     result: dict[str, Entry] = {}
     for entry in entries:
         value = json.loads(entry.value)
         host, port = value.get("host", ""), value.get("port")
         if not port or names.parse_ip(host) is None:
             continue
-        service, _, realm = entry.name.rstrip(".").partition(".")
+        service = entry.name.partition(".")[0]
         address = f"[{host}]" if ":" in host else host
         key = "/".join(
-            [
-                prefix.rstrip("/"),
-                "service",
-                service,
-                realm or "-",
-                instance,
-                entry.key.rpartition("/")[2],
-            ]
+            [prefix.rstrip("/"), "service", service, realm, instance, discover_id(entry.key)]
         )
-        result[key] = Entry(key, entry.name, f"tcp://{address}:{port}")
+        location = f"{entry.protocol}://{address}:{port}"
+        result[key] = Entry(key, entry.name, location, entry.protocol)
     return result
 
 
-def discover_name(prefix: str, key: str) -> str | None:
-    """The DNS name a key in totem/discover's layout serves (``web.docker.`` for
-    ``<prefix>/service/web/docker/<instance>/<id>``), or None when ``key`` is not one."""
-    base = prefix.rstrip("/") + "/service/"
-    if not key.startswith(base):
-        return None
-    parts = key[len(base) :].split("/")
-    if len(parts) != 4 or not parts[0] or not parts[1]:
-        return None
-    service, realm = parts[0], parts[1]
-    return f"{service}." if realm == "-" else f"{service}.{realm}."
+def discover_id(key: str) -> str:
+    """The last component of a key: in either layout, the id of the entry it publishes."""
+    return key.rpartition("/")[2]
+
+
+def is_discover_key(prefix: str, key: str) -> bool:
+    """Whether ``key`` lies in totem/discover's service tree under ``prefix``."""
+    return key.startswith(prefix.rstrip("/") + "/service/")
 
 
 def record_from_entry(key: str, value: str, prefix: str, zones: Iterable[str]) -> ServiceRecord:

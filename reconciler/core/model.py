@@ -88,6 +88,9 @@ class Provenance:
     owner: Owner
     field: str
     via: str = ""
+    protocol: str = ""
+    """For an SRV made from ``spec.port``: the record's ``protocol`` (``tcp``, ``udp``),
+    which the SRV name does not say (SkyDNS) but totem/discover's values do."""
 
     def __str__(self) -> str:
         via = f", aggregated from {self.via}" if self.via else ""

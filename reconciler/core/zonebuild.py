@@ -179,7 +179,7 @@ def _service(record: ServiceRecord, zones: frozenset[str], settings: ZoneSetting
         for name, via, kind in [(record.name, "", _SHARED)] + [
             (name, record.name, _AGGREGATED) for name in below
         ]:
-            provenance = Provenance(owner, "spec.port", via)
+            provenance = Provenance(owner, "spec.port", via, record.protocol)
             claims.append((name, Claim("SRV", "", ttl, provenance, kind, depth, record.group, srv)))
     if record.text:
         claim(record.name, "TXT", rdata.txt_to_text(record.text), "spec.text", _SHARED)

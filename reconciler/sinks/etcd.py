@@ -38,11 +38,13 @@ from reconciler.core.ownership import is_own_key
 from reconciler.core.plan import Changes
 from reconciler.etcdclient import EtcdClient, EtcdError, KeyValue
 from reconciler.skydns import (
+    DISCOVER_REALM,
     Entry,
     discover_entries,
-    discover_name,
+    discover_id,
     entries_at,
     entries_from_zones,
+    is_discover_key,
     name_from_key,
 )
 
@@ -59,12 +61,13 @@ record wants (so the plan names it and ``apply`` deletes them)."""
 @dataclass(frozen=True, slots=True)
 class EtcdSinkConfig:
     """The key prefix, the instance id in every key, the lease TTL and the optional
-    totem/discover prefix."""
+    totem/discover prefix and realm."""
 
     prefix: str
     instance: str
     lease_ttl: int = 30
     discover_prefix: str = ""
+    discover_realm: str = DISCOVER_REALM
 
 
 class EtcdSink:
@@ -80,6 +83,10 @@ class EtcdSink:
         self._held: dict[str, KeyValue] = {}
         self._keys: dict[str, set[str]] = {}
         """Held keys by the DNS name they serve ("" for a key that names none)."""
+        self._names: dict[str, str] = {}
+        """DNS names by entry id: a totem/discover key names its DNS name only through the
+        SkyDNS entry with the same id (its path holds a realm, not the name). Made afresh
+        by every read, so it does not grow with the records that came and went."""
         self._pending: set[str] = set()
         """Names the last read found different from the desired records."""
         self._keepalive: asyncio.Task[None] | None = None
@@ -109,9 +116,16 @@ class EtcdSink:
 
     def _with_discover(self, entries: dict[str, Entry]) -> dict[str, Entry]:
         config = self.config
+        for entry in entries.values():
+            self._names[discover_id(entry.key)] = entry.name
         if config.discover_prefix:
             entries.update(
-                discover_entries(list(entries.values()), config.discover_prefix, config.instance)
+                discover_entries(
+                    list(entries.values()),
+                    config.discover_prefix,
+                    config.instance,
+                    config.discover_realm,
+                )
             )
         return entries
 
@@ -125,8 +139,8 @@ class EtcdSink:
             if not self.lease:
                 await self._grant()
             self._start_keepalive()
-            await self._read()
             wanted = self.entries(self._desired)
+            await self._read(wanted)
             drift: set[str] = set()
             for key in wanted.keys() | self._held.keys():
                 entry, kv = wanted.get(key), self._held.get(key)
@@ -166,24 +180,35 @@ class EtcdSink:
             result[origin] = content.updated(changes, content.provenance)
         return result
 
-    async def _read(self) -> None:
+    async def _read(self, wanted: dict[str, Entry]) -> None:
+        """Read this instance's keys under both prefixes and index them by name (the ids of
+        ``wanted`` and of the SkyDNS keys name the totem/discover keys)."""
         held: dict[str, KeyValue] = {}
         for prefix in filter(None, (self.config.prefix, self.config.discover_prefix)):
             _, kvs = await asyncio.to_thread(self.client.range_prefix, prefix + "/")
             held.update((kv.key, kv) for kv in kvs if is_own_key(kv.key, self.config.instance))
         self._held = held
         self._keys = {}
+        self._names = {discover_id(entry.key): entry.name for entry in wanted.values()}
+        for key in held:  # SkyDNS keys first: they name the discover keys with their id
+            if not self._is_discover(key):
+                self._keys.setdefault(self._name_of(key), set()).add(key)
         for key in held:
-            self._keys.setdefault(self._name_of(key), set()).add(key)
+            if self._is_discover(key):
+                self._keys.setdefault(self._name_of(key), set()).add(key)
+
+    def _is_discover(self, key: str) -> bool:
+        prefix = self.config.discover_prefix
+        return bool(prefix) and is_discover_key(prefix, key)
 
     def _name_of(self, key: str) -> str:
         """The DNS name a key serves, "" when it names none."""
-        config = self.config
-        if config.discover_prefix:
-            name = discover_name(config.discover_prefix, key)
-            if name is not None:
-                return name
-        return name_from_key(config.prefix, key.rpartition("/")[0]) or ""
+        if self._is_discover(key):
+            return self._names.get(discover_id(key), "")
+        name = name_from_key(self.config.prefix, key.rpartition("/")[0]) or ""
+        if name:
+            self._names[discover_id(key)] = name
+        return name
 
     def _same(self, entry: Entry, kv: KeyValue) -> bool:
         return entry.value == kv.value and kv.lease == self.lease
@@ -282,9 +307,9 @@ class EtcdSink:
     async def _renew(self) -> None:
         """A new lease, and every key put again under it (the old lease's keys are gone)."""
         await self._grant()
-        await self._read()
-        self._pending = set()
         wanted = self.entries(self._desired)
+        await self._read(wanted)
+        self._pending = set()
         await self._sync(wanted, set(self._keys) | {entry.name for entry in wanted.values()})
 
     def _start_keepalive(self) -> None:

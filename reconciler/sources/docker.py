@@ -561,7 +561,11 @@ def _discover(
             ServiceRecord(
                 name=names.absolute(names.dns_safe_label(service), origin),
                 zone=zone,
-                owner=Owner(owner.source, owner.object, f"{owner.location} DISCOVER {service}"),
+                owner=Owner(
+                    owner.source,
+                    owner.object,
+                    f"{owner.location} DISCOVER {service}:{port_text}/{protocol}",
+                ),
                 host=host_ip,
                 port=int(binding["PublicPort"]),
                 protocol=protocol,

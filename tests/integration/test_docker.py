@@ -28,6 +28,7 @@ from reconciler.sources import Snapshot, SourceView
 from reconciler.sources.docker import DockerOptions, DockerSource, connect
 from tests.dockerimage import IMAGE, ensure_image
 from tests.helpers import eventually
+from tests.integration.test_etcd import EtcdServer
 from tests.servers import Daemon, DockerDaemon, dig_answers, free_port, make_certs, query
 
 _names = itertools.count()
@@ -212,6 +213,48 @@ def test_hostname_names_like_docker_ddns(dockerd: DockerDaemon, run: Any, tmp_pa
         assert answers(daemon.port, reverse, "PTR") == [f"{web.name}.busybox.docker."]
     finally:
         assert daemon.stop() == 0, daemon.output()
+
+
+def test_discover_udp_is_published_in_totem_discovers_layout(
+    dockerd: DockerDaemon, run: Any, tmp_path: Path
+) -> None:
+    """``DISCOVER=statsd:8125/udp`` gives ``udp://ip:port`` under the configured realm,
+    and the key goes when the container stops (a real etcd)."""
+    (tmp_path / "etcd").mkdir()
+    etcd = EtcdServer.start(tmp_path / "etcd")
+    definitions = tmp_path / "definitions"
+    definitions.mkdir()
+    daemon = Daemon.start(
+        tmp_path,
+        definitions,
+        *("--docker", dockerd.url, "--etcd", etcd.url, "--instance-id", "host-a"),
+        *("--etcd-discover-prefix", "/discover", "--etcd-discover-realm", "my-realm"),
+    )
+    try:
+        port = free_port()
+        container = run(
+            environment={"DISCOVER": "statsd:8125/udp"}, ports={"8125/udp": ("127.0.0.1", port)}
+        )
+
+        def published() -> list[tuple[str, str]]:
+            return [
+                (key.rpartition("/")[0], value)
+                for key, value in etcd.published("/discover/").items()
+            ]
+
+        eventually(
+            lambda: _equal(
+                published(),
+                [("/discover/service/statsd/my-realm/host-a", f"udp://127.0.0.1:{port}")],
+            ),
+            timeout=15,
+        )
+        assert answers(daemon.port, "statsd.docker", "SRV") == ["statsd.docker."]
+        container.stop(timeout=0)
+        eventually(lambda: _equal(published(), []), timeout=15)
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+        etcd.stop()
 
 
 def test_stopped_container_records_go_within_a_pass(dockzone: Daemon, run: Any) -> None:

@@ -116,7 +116,7 @@ def test_entries_come_from_records_not_from_aggregation_nor_etcd() -> None:
     assert all(ownership.is_own_key(key, "host") for key in entries)
     discover = skydns.discover_entries(entries.values(), "/discover", "host")
     assert [e.value for e in discover.values()] == ["tcp://10.0.0.1:6379"]
-    assert next(iter(discover)).startswith("/discover/service/1/redis.docker/host/host-")
+    assert next(iter(discover)).startswith("/discover/service/1/default/host/host-")
 
 
 def test_another_hosts_entry_becomes_a_record() -> None:
@@ -216,21 +216,29 @@ def test_entries_of_a_few_names_equal_those_of_the_whole_zone() -> None:
     assert skydns.entries_at(content, ["nothing.docker."], "/skydns", "host") == {}
 
 
-def test_discover_keys_name_what_they_serve() -> None:
+def test_discover_keys_carry_the_protocol_and_the_configured_realm() -> None:
+    """totem/discover: ``DISCOVER=svc:8125/udp`` is ``udp://ip:port``, under the realm of
+    ``--etcd-discover-realm``, and the key's id is its SkyDNS entry's."""
+    records = [
+        record("stats.docker.", host="10.0.0.1", port=8125, protocol="udp"),
+        record("web.prod.docker.", host="10.0.0.2", port=80),
+        record("docker.", host="10.0.0.3"),  # no port: not in discover's layout
+    ]
     entries = skydns.entries_from_zones(
-        build(
-            [record("web.docker.", host="10.0.0.1", port=80), record("docker.", host="10.0.0.2")],
-            ZoneSettings(reverse=False),
-        ).zones,
-        "/skydns",
-        "host",
+        build(records, ZoneSettings(reverse=False)).zones, "/skydns", "host"
     )
-    discover = skydns.discover_entries(entries.values(), "/discover", "host")
-    assert discover
+    discover = skydns.discover_entries(entries.values(), "/discover", "host", "my-realm")
+    assert sorted(
+        (key.rpartition("/")[0], entry.value, entry.name) for key, entry in discover.items()
+    ) == [
+        ("/discover/service/stats/my-realm/host", "udp://10.0.0.1:8125", "stats.docker."),
+        ("/discover/service/web/my-realm/host", "tcp://10.0.0.2:80", "web.prod.docker."),
+    ]
+    ids = {skydns.discover_id(key): entry.name for key, entry in entries.items()}
     for key, entry in discover.items():
-        assert skydns.discover_name("/discover", key) == entry.name
-    assert skydns.discover_name("/discover", "/discover/service/web") is None
-    assert skydns.discover_name("/skydns", next(iter(discover))) is None
+        assert skydns.is_discover_key("/discover", key)
+        assert ids[skydns.discover_id(key)] == entry.name
+    assert not skydns.is_discover_key("/discover", next(iter(entries)))
 
 
 def _sink() -> Rfc2136Sink:
