@@ -62,7 +62,17 @@ APPLY_TIMEOUT = 10.0
 NAME_ANNOTATION = "dockzone.dev/dnsdock-name"
 IMAGE_ANNOTATION = "dockzone.dev/dnsdock-image"
 DNSDOCK_KEYS = ("name", "image", "ip", "ips", "ttl", "alias", "aliases")
-OUTPUT_KEYS = ("id", "fqdn", "names", "owner", "readonly", "source", "spec", "ignoredbyuser")
+OUTPUT_KEYS = (
+    "id",
+    "fqdn",
+    "names",
+    "owner",
+    "readonly",
+    "source",
+    "spec",
+    "ignoredbyuser",
+    "conflicts",
+)
 """Keys ``GET`` adds to a service; ignored in a dnsdock body so a GET can be PUT back."""
 JSON_TYPES = ("", "application/json", "application/x-www-form-urlencoded", "text/plain")
 """Content types read as JSON: dnsdock's own examples use ``curl --data-ascii``, which
@@ -226,9 +236,43 @@ def _relative(name: str, origin: str) -> str:
     return name.rstrip(".")
 
 
-def service_json(state: ApiState, service: Service) -> dict[str, Any]:
+def _owner_json(owner: Owner) -> dict[str, str]:
+    return {"source": owner.source, "object": owner.object, "location": owner.location}
+
+
+ConflictIndex = dict[tuple[str, str], list[dict[str, Any]]]
+
+
+def conflict_index(state: ApiState) -> ConflictIndex:
+    """The name conflicts the last pass settled, by the owner that lost: each name it lost,
+    why, and the owner that kept it (None when nothing could be placed there). Keyed by
+    (source, object), and by ("", file) for the definitions the API stores."""
+    found: ConflictIndex = {}
+    for conflict in state.reconciler.conflicts:
+        dropped = conflict.dropped
+        entry = {
+            "name": conflict.name,
+            "reason": conflict.reason,
+            "kept": None if conflict.kept is None else _owner_json(conflict.kept),
+        }
+        found.setdefault((dropped.source, dropped.object), []).append(entry)
+        if dropped.source == "file":
+            found.setdefault(("", dropped.location.partition("#")[0]), []).append(entry)
+    return found
+
+
+def _conflicts_of(state: ApiState, service: Service, index: ConflictIndex) -> list[dict[str, Any]]:
+    if service.document is not None:
+        return index.get(("", state.label(service.id)), [])
+    return index.get((service.owner.source, service.owner.object), [])
+
+
+def service_json(
+    state: ApiState, service: Service, conflicts: ConflictIndex | None = None
+) -> dict[str, Any]:
     """dnsdock's service shape (``Name``, ``Image``, ``IPs``, ``TTL``, ``Aliases``) plus
-    dockzone's ``id``, ``fqdn``, ``names``, ``owner``, ``readonly`` (and ``spec``)."""
+    dockzone's ``id``, ``fqdn``, ``names``, ``owner``, ``readonly``, ``conflicts`` (the
+    names it lost to another owner, see ``conflict_index``) and ``spec``."""
     defaults = state.settings.name_defaults()
     first = service.records[0]
     ips: list[str] = []
@@ -259,12 +303,11 @@ def service_json(state: ApiState, service: Service) -> dict[str, Any]:
         "id": service.id,
         "fqdn": first.name,
         "names": names_,
-        "owner": {
-            "source": service.owner.source,
-            "object": service.owner.object,
-            "location": service.owner.location,
-        },
+        "owner": _owner_json(service.owner),
         "readonly": service.readonly,
+        "conflicts": _conflicts_of(
+            state, service, conflict_index(state) if conflicts is None else conflicts
+        ),
     }
     if service.document is not None:
         body["spec"] = service.document.get("spec") or {}
@@ -467,7 +510,7 @@ def _owned_elsewhere(service: Service) -> ApiError:
         f"service {service.id} belongs to the {owner.source} source ({where}); "
         "it is read-only through the API",
         "id",
-        owner={"source": owner.source, "object": owner.object, "location": owner.location},
+        owner=_owner_json(owner),
     )
 
 
@@ -510,7 +553,10 @@ async def _converge(state: ApiState, reason: str, path: Path | None = None) -> P
 async def list_services(request: web.Request) -> web.Response:
     state = _state(request)
     services = await asyncio.to_thread(all_services, state)
-    return web.json_response({key: service_json(state, s) for key, s in services.items()})
+    conflicts = conflict_index(state)
+    return web.json_response(
+        {key: service_json(state, s, conflicts) for key, s in services.items()}
+    )
 
 
 async def get_service(request: web.Request) -> web.Response:

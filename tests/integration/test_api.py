@@ -161,6 +161,47 @@ def test_services_lists_file_records_read_only_with_their_owner(daemon: Daemon) 
     assert dig_answers(daemon.port, "filed.app.docker.") == ["filed.app.docker. 30 IN A 198.18.0.5"]
 
 
+def test_a_put_that_loses_a_name_conflict_says_so(daemon: Daemon) -> None:
+    """Two services claim the alias ``shared.docker.``: the owner that sorts first keeps it;
+    the other's PUT and GET answer which name it lost and to whom."""
+    status, first = call(
+        daemon,
+        "PUT",
+        "/services/aa-first",
+        {"name": "first", "host": "198.18.0.21", "aliases": ["shared.docker."]},
+    )
+    assert (status, first["conflicts"]) == (201, [])
+    try:
+        status, second = call(
+            daemon,
+            "PUT",
+            "/services/zz-second",
+            {"name": "second", "host": "198.18.0.22", "aliases": ["shared.docker."]},
+        )
+        assert status == 201
+        assert second["conflicts"] == [
+            {
+                "name": "shared.docker.",
+                "reason": "CNAME or alias claimed by another owner with other data",
+                "kept": {
+                    "source": "file",
+                    "object": "servicerecord/aa-first",
+                    "location": "api/servicerecord-aa-first.yaml#0",
+                },
+            }
+        ]
+        assert call(daemon, "GET", "/services/zz-second")[1]["conflicts"] == second["conflicts"]
+        assert call(daemon, "GET", "/services")[1]["zz-second"]["conflicts"] == second["conflicts"]
+        assert dig_answers(daemon.port, "shared.docker.") == ["shared.docker. 30 IN A 198.18.0.21"]
+        # the winner goes: the other's alias answers, and its conflict is gone
+        assert call(daemon, "DELETE", "/services/aa-first")[0] == 200
+        assert call(daemon, "GET", "/services/zz-second")[1]["conflicts"] == []
+        assert dig_answers(daemon.port, "shared.docker.") == ["shared.docker. 30 IN A 198.18.0.22"]
+    finally:
+        call(daemon, "DELETE", "/services/aa-first")
+        call(daemon, "DELETE", "/services/zz-second")
+
+
 ERRORS = [
     ("bad JSON", "PUT", "/services/e1", b"{nope", {}, 400, ""),
     ("not an object", "PUT", "/services/e1", b"[1]", {}, 400, ""),
