@@ -224,6 +224,17 @@ def _seconds(value: Any, where: str) -> float:
     return number
 
 
+def _grace(value: Any, where: str) -> float:
+    """Seconds, 0 included (no grace)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: must be a number of seconds, not {value!r}") from None
+    if isinstance(value, bool) or not 0 <= number <= 3600:
+        raise ConfigError(f"{where}: must be 0..3600 seconds, not {value!r}")
+    return number
+
+
 def _boolean(value: Any, where: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -529,6 +540,15 @@ OPTIONS = (
         commands=("run",),
     ),
     Option(
+        "stop_grace",
+        _grace,
+        lambda: 5.0,
+        "seconds a stopped container stays published, so a restart does not leave clients "
+        "caching NXDOMAIN (0: unpublish at once); docker rm is always immediate",
+        "SECONDS",
+        commands=("run",),
+    ),
+    Option(
         "hostname_names",
         _boolean,
         lambda: False,
@@ -745,6 +765,7 @@ class Settings:
     host_address: str
     docker_network: tuple[str, ...]
     health: str
+    stop_grace: float
     hostname_names: bool
     instance_id: str
     rfc2136_server: str

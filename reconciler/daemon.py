@@ -100,6 +100,7 @@ def docker_options(settings: Settings) -> DockerOptions:
         networks=settings.docker_network,
         health=settings.health,
         hostname_names=settings.hostname_names,
+        stop_grace=settings.stop_grace,
     )
 
 

@@ -59,7 +59,7 @@ import ipaddress
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +103,9 @@ class DockerOptions:
     hostname_names: bool = False
     """docker_ddns: also publish ``<hostname>.<domain>`` (the ``dev.dockzone.hostname``
     label decides per container)."""
+    stop_grace: float = 0.0
+    """Seconds a stopped container stays published, so a restart (a restart policy,
+    ``docker restart``) does not make resolvers cache NXDOMAIN; removal is immediate."""
 
 
 HOSTNAME_LABEL = "dev.dockzone.hostname"
@@ -656,6 +659,10 @@ class DockerSource:
         self._sequence = 0
         self._full = True  # the next load lists everything (first load, stream broke)
         self._running: set[str] = set()  # ids the events thread treats as running
+        self._removed: set[str] = set()  # ids whose last event removed the container
+        self._grace: dict[str, float] = {}
+        """Stopped containers still published (``stop_grace``): id -> monotonic deadline.
+        Changed only by ``load()``; the grace timer reads copies."""
         self._listing = False  # a full load is under way
         self._stream: Any = None
         self.inspect_calls = 0
@@ -688,11 +695,17 @@ class DockerSource:
                 listing = True
             else:
                 updates = {cid: data for cid, (_, data) in self._pending.items()}
+                removed, self._removed = self._removed, set()
                 self._pending = {}
                 listing = False
         if listing:
             return self._load_all(mark)
-        changed = self._apply(updates)
+        now = time.monotonic()
+        for cid, deadline in list(self._grace.items()):
+            if deadline <= now:  # stopped and not back in time: unpublish it now
+                updates.setdefault(cid, None)
+                removed.add(cid)
+        changed = self._apply(updates, removed)
         return Snapshot(changed, False, self._current_problems(), networks=self._new_networks())
 
     def _load_all(self, mark: int) -> Snapshot:
@@ -709,6 +722,7 @@ class DockerSource:
                         self._inspected[cid] = trim_inspect(api.inspect_container(cid))
                     except docker.errors.NotFound:  # removed since the list
                         del current[cid]
+            kept = self._kept_in_grace(api, current)
         except _DOCKER_ERRORS as exc:
             self.close()
             with self._lock:
@@ -718,11 +732,12 @@ class DockerSource:
                 self._since = started
             problem = f"docker at {self.options.url}: {exc}; serving the last known containers"
             return Snapshot({}, False, (problem, *self._current_problems()), stale=True)
-        for gone in set(self._inspected) - set(current):
+        for gone in set(self._inspected) - set(current) - set(kept):
             del self._inspected[gone]
         self._containers = {
             cid: self._container(current[cid], self._inspected[cid]) for cid in sorted(current)
         }
+        self._containers.update(kept)
         self._by_name, self._healthy = {}, {}
         for cid, container in self._containers.items():
             self._index(cid, container, +1)
@@ -733,13 +748,33 @@ class DockerSource:
         with self._lock:  # changes seen after the list started go on top of it
             later = {cid: data for cid, (seq, data) in self._pending.items() if seq > mark}
             self._pending = {}
-            self._apply(later)
-            self._running = set(self._containers)
+            self._apply(later, self._removed)
+            self._removed = set()
+            self._running = set(self._containers) - set(self._grace)
             self._listing = False
         if self._since is None:  # now the watcher may subscribe (events from before the
             self._since = started  # list are replayed, with the running set in place)
         self._new_networks()
         return Snapshot(dict(self._groups), True, self._current_problems(), networks=self._networks)
+
+    def _kept_in_grace(self, api: Any, listed: Mapping[str, Any]) -> dict[str, _Container]:
+        """The stopped containers a full list keeps publishing: within their grace, and
+        still there (one inspect each: a container removed while no events came is gone)."""
+        now = time.monotonic()
+        kept: dict[str, _Container] = {}
+        for cid, deadline in list(self._grace.items()):
+            held = self._containers.get(cid)
+            if cid in listed or deadline <= now or held is None:
+                del self._grace[cid]
+                continue
+            self.inspect_calls += 1
+            try:
+                api.inspect_container(cid)
+            except docker.errors.NotFound:
+                del self._grace[cid]
+                continue
+            kept[cid] = held
+        return kept
 
     def _container(
         self, summary: Mapping[str, Any] | None, inspect: Mapping[str, Any]
@@ -772,13 +807,22 @@ class DockerSource:
                 else:
                     self._healthy.pop(name, None)
 
-    def _apply(self, updates: Mapping[str, Update]) -> dict[str, tuple[Record, ...]]:
-        """Apply per-container updates; the groups that changed (empty: gone)."""
+    def _apply(
+        self, updates: Mapping[str, Update], removed: Collection[str] = ()
+    ) -> dict[str, tuple[Record, ...]]:
+        """Apply per-container updates; the groups that changed (empty: gone). A container
+        that stopped (not one in ``removed``) stays published for ``stop_grace`` seconds."""
         if not updates:
             return {}
         touched: set[str] = set()
         names: set[str] = set()
+        grace = self.options.stop_grace
         for cid, data in updates.items():
+            running = data is not None and is_running(data)
+            if not running and grace > 0 and cid not in removed and cid in self._containers:
+                self._grace.setdefault(cid, time.monotonic() + grace)
+                continue  # still answers until it is back or its grace is over
+            self._grace.pop(cid, None)
             old = self._containers.pop(cid, None)
             if old is not None:
                 self._index(cid, old, -1)
@@ -867,9 +911,13 @@ class DockerSource:
             target=self._follow, args=(wakeup, loop, done), name="docker-events", daemon=True
         )
         thread.start()
+        timer = asyncio.create_task(self._grace_timer(wakeup, stop))
         try:
             await stop.wait()
         finally:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
             done.set()
             stream = self._stream
             if stream is not None:
@@ -878,6 +926,19 @@ class DockerSource:
             # Let it finish (an inspect under way) while the event loop still runs.
             await asyncio.to_thread(thread.join, 2.0)
             self.close()
+
+    async def _grace_timer(self, wakeup: Wakeup, stop: asyncio.Event) -> None:
+        """Wake the loop when a stopped container's grace is over (the pass unpublishes it)."""
+        woken: set[float] = set()
+        while not stop.is_set():
+            deadlines = self._grace.copy().values()  # a copy: load() changes it in a thread
+            now = time.monotonic()
+            if any(deadline <= now and deadline not in woken for deadline in deadlines):
+                woken = {deadline for deadline in deadlines if deadline <= now}
+                wakeup.set("docker stop grace over")
+            ahead = [deadline - now for deadline in deadlines if deadline > now]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=min([1.0, *ahead]) + 0.01)
 
     def _follow(
         self, wakeup: Wakeup, loop: asyncio.AbstractEventLoop, done: threading.Event
@@ -948,11 +1009,13 @@ class DockerSource:
         if what == "refresh" and not known:
             return None  # not running (a network connect before start, a rename when stopped)
         data: Update = None
+        removed = action == "destroy"  # docker rm: no grace
         if what != "drop":
             try:
                 inspected = client.inspect_container(cid)
             except docker.errors.NotFound:
                 inspected = None
+                removed = True
             finally:
                 with self._lock:
                     self.inspect_calls += 1
@@ -961,6 +1024,10 @@ class DockerSource:
         with self._lock:
             self._sequence += 1
             self._pending[cid] = (self._sequence, data)
+            if removed:
+                self._removed.add(cid)
+            else:
+                self._removed.discard(cid)
             if data is None:
                 self._running.discard(cid)
             else:

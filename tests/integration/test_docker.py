@@ -257,12 +257,62 @@ def test_discover_udp_is_published_in_totem_discovers_layout(
         etcd.stop()
 
 
-def test_stopped_container_records_go_within_a_pass(dockzone: Daemon, run: Any) -> None:
+def test_a_stopped_container_goes_when_its_stop_grace_is_over(dockzone: Daemon, run: Any) -> None:
+    """The default ``--stop-grace`` (5 s): still answered right after ``docker stop``, gone
+    after; ``docker rm`` is immediate."""
     container = run("short")
+    removed = run("removed")
     expect(dockzone.port, "short.busybox.docker", [address(container)])
+    expect(dockzone.port, "removed.busybox.docker", [address(removed)])
     container.stop(timeout=0)
+    stopped = time.monotonic()
+    removed.remove(force=True)
+    expect(dockzone.port, "removed.busybox.docker", [])
+    if time.monotonic() - stopped < 4:  # a loaded machine may take longer than the grace
+        assert answers(dockzone.port, "short.busybox.docker") == [address(container)]
     expect(dockzone.port, "short.busybox.docker", [])
+    assert time.monotonic() - stopped >= 4.5  # the grace began as the container died
     assert dns_rcode(dockzone.port, "short.busybox.docker") == "NXDOMAIN"
+
+
+def test_docker_restart_under_a_query_loop_never_gives_nxdomain(dockzone: Daemon, run: Any) -> None:
+    """dnsdock's long-standing complaint: a restarting container made resolvers cache
+    NXDOMAIN. Within ``--stop-grace`` the name keeps answering throughout."""
+    bouncy = run("bouncy")
+    # exits after 2 s; its restart policy starts it again
+    crashy = run(
+        "crashy", command=["sh", "-c", "sleep 2; exit 1"], restart_policy={"Name": "always"}
+    )
+    expect(dockzone.port, "bouncy.busybox.docker", [address(bouncy)])
+    expect(dockzone.port, "crashy.busybox.docker", [address(crashy)])
+    seen: Counter[tuple[str, str]] = Counter()
+    done = threading.Event()
+
+    def ask() -> None:
+        while not done.is_set():
+            for name in ("bouncy", "crashy"):
+                seen[(name, dns_rcode(dockzone.port, f"{name}.busybox.docker"))] += 1
+
+    asker = threading.Thread(target=ask, daemon=True)
+    asker.start()
+    try:
+        bouncy.restart(timeout=0)
+        eventually(lambda: _restarted(crashy), timeout=15)
+        bouncy.reload()
+        expect(dockzone.port, "bouncy.busybox.docker", [address(bouncy)])
+        expect(dockzone.port, "crashy.busybox.docker", [address(crashy)])
+    finally:
+        done.set()
+        asker.join(timeout=10)
+    assert seen[("bouncy", "NOERROR")] > 0
+    assert seen[("crashy", "NOERROR")] > 0
+    assert not [key for key in seen if key[1] != "NOERROR"], seen
+
+
+def _restarted(container: docker.models.containers.Container) -> None:
+    container.reload()
+    assert container.attrs["RestartCount"] >= 1
+    assert container.attrs["State"]["Status"] == "running"
 
 
 def test_renamed_container_follows(dockzone: Daemon, run: Any) -> None:

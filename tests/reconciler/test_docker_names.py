@@ -35,6 +35,7 @@ from reconciler.sources.docker import (
     subnets,
     summary_from_inspect,
 )
+from tests.helpers import eventually
 
 OPTIONS = DockerOptions(url="unix:///nowhere.sock")
 DEFAULTS = NameDefaults(("docker.",))
@@ -973,3 +974,38 @@ def test_hostname_name_ttl_label_and_other_zones() -> None:
         "false; ignored"
     ]
     assert "db.skydns.local." in names_of(records)
+
+
+def _start_again(fake: FakeDocker, cid: str) -> None:
+    """``docker start`` of a stopped container (a restart policy, ``docker restart``)."""
+    fake.connect(cid, "dzt")
+    fake.state[cid]["State"].update(Status="running", Running=True)
+    fake._event("container", "start", cid)
+
+
+def test_a_stopped_container_stays_published_for_its_grace() -> None:
+    """``--stop-grace``: a stopped container keeps its records until it is back or its grace
+    is over, through incremental and full loads; ``docker rm`` is immediate."""
+    fake = FakeDocker()
+    back, gone, removed = fake.run("back"), fake.run("gone"), fake.run("removed")
+    source = make_source(fake, stop_grace=1.0)
+    source.load()
+    fake.pending.clear()
+    fake.stop(back)
+    fake.stop(gone)
+    fake.remove(removed)
+    pump(source, fake)
+    assert source.load().groups == {removed: ()}
+    full = source.load(full=True)
+    assert sorted(full.groups) == sorted([back, gone])
+    _start_again(fake, back)
+    pump(source, fake)
+    snapshot = source.load()
+    address = fake.state[back]["NetworkSettings"]["Networks"]["dzt"]["IPAddress"]
+    assert hosts(snapshot, "back.busybox.docker.") == [address]  # its new address
+
+    def dropped() -> None:
+        assert source.load().groups == {gone: ()}
+
+    eventually(dropped, timeout=5)
+    assert sorted(source.load(full=True).groups) == [back]
