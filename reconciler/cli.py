@@ -18,7 +18,7 @@ from typing import TextIO
 
 import yaml
 
-from reconciler import __version__, logs
+from reconciler import __version__, heap, logs
 from reconciler.atomicio import write_if_changed
 from reconciler.config import OPTIONS, Settings, listen_addresses, resolve
 from reconciler.core import names, plan
@@ -175,8 +175,9 @@ def _build(ctx: Context, definitions: Definitions) -> BuildResult:
 
 
 def _desired(ctx: Context) -> tuple[Definitions, BuildResult]:
-    definitions = _load(ctx)
-    return definitions, _build(ctx, definitions)
+    with heap.building():
+        definitions = _load(ctx)
+        return definitions, _build(ctx, definitions)
 
 
 # --- commands ---------------------------------------------------------------------------

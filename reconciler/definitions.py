@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from sys import intern
 from typing import Any
 
 import yaml
@@ -303,7 +304,9 @@ def _fast_documents(text: str) -> Iterator[Any]:
                 event = get()
                 kind = type(event)
                 if kind is ScalarEvent and event.anchor is None and event.tag is None:
-                    key = event.value  # a key is almost always a plain string: inline
+                    # A key is almost always a plain string: inline. Interned, the same
+                    # keys of thousands of documents are one string each.
+                    key = intern(event.value)
                     if event.implicit[0] and key[:1] in typed:
                         hit = plain.get(key)
                         key = hit[0] if hit is not None else _plain_value(parser, key)
@@ -323,11 +326,17 @@ def _fast_documents(text: str) -> Iterator[Any]:
                 sequence.append(node(event))
         raise _Unsupported  # an alias
 
-    get()  # StreamStartEvent
-    while type(get()) is not StreamEndEvent:  # DocumentStartEvent
-        body = node(get())
-        get()  # DocumentEndEvent
-        yield body
+    try:
+        get()  # StreamStartEvent
+        while type(get()) is not StreamEndEvent:  # DocumentStartEvent
+            body = node(get())
+            get()  # DocumentEndEvent
+            yield body
+    finally:
+        # ``node`` calls itself through its closure, and the parser holds bound methods of
+        # itself: both are cycles that only the cyclic collector would free, one per file.
+        node = None  # type: ignore[assignment]
+        parser.dispose()
 
 
 def _plain_value(loader: yaml.CSafeLoader, value: str) -> Any:

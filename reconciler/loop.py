@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from reconciler import heap
 from reconciler.core import plan
 from reconciler.core.index import RecordIndex
 from reconciler.core.model import Conflict, ZoneSet, ZoneSettings
@@ -133,12 +134,18 @@ class Reconciler:
 
     async def run_once(self, full: bool = False, reasons: tuple[str, ...] = ()) -> PassReport:
         """One pass (a full one when ``full`` or the first); errors of one sink do not
-        stop the others."""
-        self.started += 1
+        stop the others. The cyclic collector pauses during a pass, and what a full pass
+        leaves is frozen out of later collections (``heap``)."""
         full = full or self.passes == 0
+        with heap.building(freeze=full):
+            return await self._pass(full, reasons)
+
+    async def _pass(self, full: bool, reasons: tuple[str, ...]) -> PassReport:
+        self.started += 1
         started = time.monotonic()
         report = PassReport(full=full, reasons=reasons)
-        snapshot, changes = await asyncio.to_thread(self._compute, full, report)
+        before = dict(self.index.zones)
+        snapshot, changes = await asyncio.to_thread(self._compute, full, report, before)
         if self.on_snapshot is not None:
             self.on_snapshot(snapshot)
         report.problems = len(snapshot.problems)
@@ -150,7 +157,11 @@ class Reconciler:
         for sink in self.sinks:
             try:
                 if full or sink.name not in self._synced:
-                    plans[sink.name] = plan.calculate(await sink.current(), self.index.zones)
+                    current = await sink.current()
+                    if current == before:  # what the index held: its plan is this one
+                        plans[sink.name] = changes
+                    else:
+                        plans[sink.name] = plan.calculate(current, self.index.zones)
                 else:
                     plans[sink.name] = changes
             except (DockzoneError, OSError) as exc:
@@ -195,17 +206,22 @@ class Reconciler:
         log.error("%s: %s", sink.name, exc)
         self._synced.discard(sink.name)
 
-    def _compute(self, full: bool, report: PassReport) -> tuple[Snapshot, plan.Changes]:
+    def _compute(
+        self, full: bool, report: PassReport, before: ZoneSet
+    ) -> tuple[Snapshot, plan.Changes]:
         """Read the sources and update the index (in a thread): the snapshot and the plan
-        of what changed since the last pass."""
+        from ``before`` (the zones of the last pass) to the zones now."""
         first = self.passes == 0
         snapshot = self.source.load(full)
         if full and not first:
             self._check_sources(snapshot, report)
-        self.index.update(snapshot.groups, snapshot.complete)
-        changes = self.index.commit()
+        index = self.index
+        index.update(snapshot.groups, snapshot.complete)
+        changes = index.commit()
         if full and not first:
             self._check_index(report)
+            if self.index is not index:  # repaired: the recompute's zones are the target
+                changes = plan.calculate(before, self.index.zones)
         return snapshot, changes
 
     def _check_sources(self, snapshot: Snapshot, report: PassReport) -> None:

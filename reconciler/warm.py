@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dnsserver import DNSService, Forwarder, ZoneLoadError, ZoneStore, load_zone_file
+from reconciler import heap
 from reconciler.config import Settings, listen_addresses
 from reconciler.render import ZONE_HEADER
 
@@ -83,7 +84,8 @@ def start(settings: Settings) -> Early:
     store = ZoneStore()
     zones = records = 0
     if settings.dns != "off":
-        zones, records = load_written_zones(settings.zones, store)
+        with heap.building(freeze=True):
+            zones, records = load_written_zones(settings.zones, store)
     service = start_dns(settings, store)
     early = Early(store, service, zones, records, time.monotonic() - started)
     if zones:
