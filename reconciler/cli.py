@@ -202,8 +202,10 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
 
         return asyncio.run(daemon.run(ctx.settings, ctx.err, early))
     except _Stopped:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second request: stop at once
         if early is not None and early.service is not None:
             early.service.stop()
+            warm.save_served(ctx.settings.zones, early.store)
         print("dockzone: stopped while starting", file=ctx.err)
         return 0
 

@@ -31,7 +31,7 @@ from reconciler.sinks.zonefiles import ZoneFileSink
 from reconciler.sources import MergedSource, Snapshot, Source
 from reconciler.sources.docker import DockerOptions, DockerSource
 from reconciler.sources.files import FilesSource
-from reconciler.warm import Early, start, start_dns
+from reconciler.warm import Early, save_served, start, start_dns
 
 if TYPE_CHECKING:
     from reconciler.etcdclient import EtcdClient
@@ -228,6 +228,7 @@ async def run(settings: Settings, err: TextIO, early: Early | None = None) -> in
             await http.cleanup()
         if service is not None:
             service.stop()
+            save_served(settings.zones, store)
     log.info("stopped after %d passes", reconciler.passes)
     return 0
 

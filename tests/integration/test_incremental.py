@@ -162,3 +162,40 @@ def _more_passes(daemon: Daemon, before: int) -> None:
 
 def _answers(daemon: Daemon, name: str, address: str) -> None:
     assert dig_answers(daemon.port, name) == [f"{name} 30 IN A {address}"]
+
+
+def test_warm_start_takes_saved_zones_only_while_their_files_are_unchanged(
+    tmp_path: Path,
+) -> None:
+    """A clean stop saves the served zones; a zone file rewritten while the daemon is
+    stopped is served from the file, the unchanged ones from what was saved."""
+    definitions = tmp_path / "definitions"
+    definitions.mkdir()
+    web = definitions / "web.yaml"
+    web.write_text(yaml.safe_dump(service("web", dns_name="web", host="198.18.5.5")))
+    (definitions / "db.yaml").write_text(
+        yaml.safe_dump(service("db", dns_name="db", host="198.18.7.7"))
+    )
+    daemon = Daemon.start(tmp_path, definitions)
+    assert daemon.stop() == 0
+    zones = tmp_path / "zones"
+    assert (zones / ".dockzone-served").exists()
+    # while stopped, web moves within its /24 and `dockzone render` rewrites db.docker and
+    # that reverse zone; the reverse zone of db stays as it was saved
+    web.write_text(yaml.safe_dump(service("web", dns_name="web", host="198.18.5.6")))
+    _render(definitions, zones)
+    (tmp_path / "dockzone.log").write_text("")
+    daemon = Daemon.start(tmp_path, definitions, first_pass=False)
+    try:
+        found = re.search(r"warm start: serving (\d+) zones .*, (\d+) as saved", daemon.output())
+        assert found is not None, daemon.output()
+        assert int(found[2]) == int(found[1]) - 2
+        assert dig_answers(daemon.port, "web.docker.") == ["web.docker. 30 IN A 198.18.5.6"]
+        assert dig_answers(daemon.port, "6.5.18.198.in-addr.arpa.", "PTR") == [
+            "6.5.18.198.in-addr.arpa. 30 IN PTR web.docker."
+        ]
+        assert dig_answers(daemon.port, "7.7.18.198.in-addr.arpa.", "PTR") == [
+            "7.7.18.198.in-addr.arpa. 30 IN PTR db.docker."
+        ]
+    finally:
+        daemon.stop()
