@@ -61,6 +61,9 @@ class PassReport:
     reasons: tuple[str, ...] = ()
     repairs: dict[str, int] = field(default_factory=dict)
     """Full passes: differences the oracle found, by layer (``source``, ``index``)."""
+    served: float | None = None
+    """Seconds from the start of the pass until the DNS server answered with its changes
+    (None when the pass changed nothing there); the zone files are written after."""
 
     @property
     def changed(self) -> bool:
@@ -184,6 +187,8 @@ class Reconciler:
                 self._failed(report, sink, exc)
                 continue
             self._synced.add(sink.name)
+            if sink.name == "dns":
+                report.served = time.monotonic() - started
             for error in getattr(outcome, "errors", ()):
                 if isinstance(error, ZoneWriteError):
                     report.errors.append(str(error))
@@ -278,13 +283,15 @@ class Reconciler:
         counts = {
             a: sum(z.count(a) for z in changes.zones) for a in ("added", "removed", "changed")
         }
+        served = "" if report.served is None else f"; DNS after {report.served:.3f}s"
         log.info(
-            "pass %d: %d zones changed, RRsets %d added, %d removed, %d changed (%.3fs)",
+            "pass %d: %d zones changed, RRsets %d added, %d removed, %d changed%s (%.3fs)",
             self.passes,
             len(changes.zones),
             counts["added"],
             counts["removed"],
             counts["changed"],
+            served,
             report.seconds,
         )
         logged = 0
