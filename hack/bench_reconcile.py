@@ -736,6 +736,7 @@ def run_size(bench: Bench, changes: list[int], rounds: int, log: Any) -> dict[st
         if all("skipped" not in s for s in samples):
             entry["answer_ms"] = median([s["answer_ms"] for s in samples])
             entry["pass_ms"] = median([s["pass_ms"] for s in samples])
+            entry["served_ms"] = median([s["served_ms"] for s in samples])
             entry["cpu_ms"] = median([s["cpu_ms"] for s in samples])
             entry["files_written"] = max(s["files_written"] for s in samples)
             entry["passes"] = max(s["passes"] for s in samples)
