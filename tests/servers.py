@@ -28,6 +28,9 @@ from tests.helpers import eventually, require_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 
+EXAMPLE_DOMAINS = ("--domain", "docker.", "--domain", "skydns.local.")
+"""The zones manifests/examples uses (hack/run configures the same)."""
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free for both UDP and TCP on ``host`` right now."""

@@ -236,6 +236,15 @@ ERRORS = [
         400,
         "spec.port",
     ),
+    (
+        "zone not configured",
+        "PUT",
+        "/services/e1",
+        b'{"name": "www.google", "zone": "com.", "host": "198.18.0.1"}',
+        {},
+        400,
+        "spec.zone",
+    ),
     ("bad id", "PUT", "/services/Bad_Id", b'{"name": "a", "host": "198.18.0.1"}', {}, 400, "id"),
     ("oversize body", "PUT", "/services/e1", b'{"name": "' + b"a" * 70000 + b'"}', {}, 413, ""),
     ("not JSON", "PUT", "/services/e1", b"name: a", {"Content-Type": "application/yaml"}, 415, ""),
@@ -262,6 +271,18 @@ def test_errors_are_json_naming_the_field_and_change_nothing(
     if field:
         assert body["field"] == field
     assert _api_files(daemon) == before
+
+
+def test_a_record_in_a_zone_dockzone_does_not_serve_is_refused_naming_the_flag(
+    daemon: Daemon,
+) -> None:
+    spec = {"name": "www.google", "zone": "com.", "host": "198.18.0.1"}
+    status, body = call(daemon, "PUT", "/services/hijack", spec)
+    assert status == 400, body
+    assert body["field"] == "spec.zone"
+    assert "zone com. is not served" in body["error"]
+    assert "add --domain com." in body["error"]
+    assert not (daemon.zones / "db.com").exists()
 
 
 def _api_files(daemon: Daemon) -> list[str]:
