@@ -345,7 +345,10 @@ def apply_dnsdock(
                 )
             address = address[0]
         if not isinstance(address, str) or names.parse_ip(address) is None:
-            raise ApiError(400, f"must be an IPv4 or IPv6 address, not {address!r}", "ip")
+            problem = isinstance(address, str) and names.address_typo(address, host_name=False)
+            raise ApiError(
+                400, problem or f"must be an IPv4 or IPv6 address, not {address!r}", "ip"
+            )
         spec["host"] = address
     if "ttl" in patch:
         ttl = patch["ttl"]

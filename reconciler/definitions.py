@@ -558,7 +558,7 @@ def _clean_service(body: Any, path: str, index: int, defaults: NameDefaults) -> 
         address = names.parse_ip(host)
         if address is not None:
             host = str(address)
-        elif _clean_name(host):
+        elif _clean_name(host) and names.address_typo(host) is None:
             host = names.fqdn(host)
         else:
             return None
@@ -737,8 +737,11 @@ def _service(
         if address is not None:
             host = str(address)
         else:
+            typo = names.address_typo(host)
             problem = names.name_problem(host)
-            if problem:
+            if typo:
+                check.fail("spec.host", typo)
+            elif problem:
                 check.fail("spec.host", f"must be an IPv4/IPv6 address or a host name: {problem}")
             host = names.fqdn(host)
 

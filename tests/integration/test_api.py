@@ -285,6 +285,32 @@ def test_a_record_in_a_zone_dockzone_does_not_serve_is_refused_naming_the_flag(
     assert not (daemon.zones / "db.com").exists()
 
 
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        (
+            {"name": "a", "image": "b", "ip": "198.18.0.300"},
+            "ip",
+            "'198.18.0.300' is not a valid IPv4 address",
+        ),
+        (
+            {"name": "a", "host": "198.18.0.300"},
+            "spec.host",
+            "'198.18.0.300' is not a valid IPv4 address",
+        ),
+    ],
+    ids=["dnsdock ip", "spec host"],
+)
+def test_a_mistyped_address_is_refused_not_published_as_a_name(
+    daemon: Daemon, body: dict[str, str], field: str, message: str
+) -> None:
+    status, answer = call(daemon, "PUT", "/services/typo", body)
+    assert status == 400, answer
+    assert answer["field"] == field
+    assert answer["error"].startswith(message)
+    assert call(daemon, "GET", "/services/typo")[0] == 404
+
+
 def _api_files(daemon: Daemon) -> list[str]:
     directory = daemon.definitions / "api"
     return sorted(p.name for p in directory.glob("*")) if directory.exists() else []

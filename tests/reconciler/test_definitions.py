@@ -101,6 +101,9 @@ INVALID = [
     ({"name": "w", "zone": "bad zone", "host": "10.0.0.1"}, "spec.zone:"),
     ({"name": "w"}, "spec.host: is required (unless spec.text is given)"),
     ({"name": "w", "host": "not_an ip"}, "spec.host: must be an IPv4/IPv6 address or a host name"),
+    ({"name": "w", "host": "10.0.0.300"}, "spec.host: '10.0.0.300' is not a valid IPv4 address"),
+    ({"name": "w", "host": "10.0.0.300."}, "spec.host: '10.0.0.300.' is not a valid IPv4 address"),
+    ({"name": "w", "host": "10.1", "port": 80}, "spec.host: '10.1' is not a valid IPv4 address"),
     ({"name": "w", "host": "10.0.0.1", "port": 0}, "spec.port: must be 1..65535, not 0"),
     ({"name": "w", "host": "10.0.0.1", "port": 70000}, "spec.port: must be 1..65535, not 70000"),
     (
@@ -358,6 +361,14 @@ def test_a_configured_zone_is_taken_and_the_others_in_the_file_still_count() -> 
             "a CNAME has exactly one target",
         ),
         (
+            {"dnsName": "a.docker", "recordType": "CNAME", "targets": ["10.0.0.300"]},
+            "spec.endpoints[0].targets[0]: '10.0.0.300' is not a valid IPv4 address",
+        ),
+        (
+            {"dnsName": "a.docker", "recordType": "SRV", "targets": ["1 2 80 10.0.0.300"]},
+            "spec.endpoints[0].targets[0]: '10.0.0.300' is not a valid IPv4 address",
+        ),
+        (
             {"dnsName": "a.docker", "recordType": "SRV", "targets": ["1 2 x.example"]},
             "must be 'priority weight port host'",
         ),
@@ -386,6 +397,8 @@ def test_a_configured_zone_is_taken_and_the_others_in_the_file_still_count() -> 
         "a-v6",
         "aaaa-v4",
         "cname-2",
+        "cname-typo",
+        "srv-typo",
         "srv-short",
         "srv-port",
         "mx",
