@@ -1,6 +1,7 @@
-"""The ``dockzone`` command line: the parser, ``run``, ``serve``, ``operator``, and the
-offline commands (render, diff, apply, zones, show, explain; in ``offline``), each module
-imported when its command runs: ``run`` answers DNS before the rest is imported.
+"""The ``dockzone`` command line: the parser, ``run``, ``serve``, ``operator``, ``confirm``
+(a POST to the running daemon), and the offline commands (render, diff, apply, zones, show,
+explain; in ``offline``), each module imported when its command runs: ``run`` answers DNS
+before the rest is imported.
 
 Exit codes: 0 done; 1 some definitions (or zone files) were invalid, the rest was still
 done; 2 usage or configuration error.
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from reconciler import __version__, logs
-from reconciler.config import OPTIONS, Settings, resolve
+from reconciler.config import OPTIONS, Settings, parse_hostport, resolve
 from reconciler.errors import ConfigError
 
 OK, INVALID, USAGE = 0, 1, 2
@@ -115,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Run the Kubernetes operator: ServiceRecord CRs into zone files for a CoreDNS sidecar.",
         cmd_operator,
     )
+    confirm = command(
+        "confirm",
+        "Let the running daemon remove the records a held-back read drops (deletion budget).",
+        cmd_confirm,
+    )
+    confirm.add_argument(
+        "source", metavar="SOURCE", nargs="?", default="", help="only this source (docker, ...)"
+    )
     command("zones", "List the zone files with their serial and record count.", cmd_zones)
     show = command("show", "Print one zone file.", cmd_show)
     show.add_argument("zone", metavar="ZONE", help="zone name, like docker.")
@@ -208,6 +217,47 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
             warm.save_served(ctx.settings.zones, early.store)
         print("dockzone: stopped while starting", file=ctx.err)
         return 0
+
+
+def cmd_confirm(ctx: Context, args: argparse.Namespace) -> int:
+    """``POST /confirm[/SOURCE]`` to the daemon's HTTP API (``--http``, with the token of
+    ``--api-token-file`` or DOCKZONE_API_TOKEN)."""
+    import json  # noqa: PLC0415 - only this command needs these
+    import urllib.error  # noqa: PLC0415
+    import urllib.parse  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    from reconciler.daemon import api_token  # noqa: PLC0415
+
+    if ctx.settings.http == "off":
+        ctx.error("the HTTP API is off (--http off); give the daemon's --http ADDR:PORT")
+        return USAGE
+    host, port = parse_hostport(ctx.settings.http)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    where = f"[{host}]" if ":" in host else host
+    url = f"http://{where}:{port}/confirm"
+    if args.source:
+        url += "/" + urllib.parse.quote(args.source, safe="")
+    token = api_token(ctx.settings)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, data=b"", method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            body = json.load(response)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.load(exc).get("error", exc.reason)
+        except ValueError:
+            message = exc.reason
+        ctx.error(f"{url}: {message}")
+        return INVALID
+    except OSError as exc:
+        reason = getattr(exc, "reason", exc)
+        ctx.error(f"cannot reach dockzone's HTTP API at {url}: {reason}")
+        return INVALID
+    for held in body.get("confirmed", {}).values():
+        print(f"confirmed: {held}", file=ctx.out)
+    return OK
 
 
 def cmd_operator(ctx: Context, args: argparse.Namespace) -> int:

@@ -180,7 +180,7 @@ async def run(settings: Settings, err: TextIO, early: Early | None = None) -> in
             print(f"dockzone: cannot serve DNS on {settings.dns}: {exc.strerror or exc}", file=err)
             return 1
     store, service = early.store, early.service
-    source = MergedSource(make_sources(settings))
+    source = MergedSource(make_sources(settings), settings.max_delete_fraction)
     sinks = make_sinks(settings, store if service is not None else None)
     zonefiles = next(s for s in sinks if isinstance(s, ZoneFileSink))
     for sink in sinks:
@@ -267,6 +267,9 @@ async def start_api(
             dns=service.stats if service is not None else lambda: None,
             reconcile=stats,
             records=lambda: {n: s.count() for n, s in list(source.snapshots.items())},
+            held=lambda: {
+                n: s.held.removed if s.held else 0 for n, s in list(source.snapshots.items())
+            },
             zones=zones,
         ),
         settings.metrics_namespace,

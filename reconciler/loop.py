@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 MAX_LOGGED_CHANGES = 50
 """RR changes logged one per line in a pass; beyond that, a count of RRset changes."""
 
-FULL_REASONS = frozenset({"resync", "SIGHUP"})
+FULL_REASONS = frozenset({"resync", "SIGHUP", "confirm"})
 """Wakeup reasons that make the next pass a full one."""
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from tests.helpers import assert_zone_files_valid, eventually, service
-from tests.servers import ROOT, Daemon, dig_answers
+from tests.servers import EXAMPLE_DOMAINS, ROOT, Daemon, dig_answers
 
 
 def _zone_bodies(directory: Path) -> dict[str, list[str]]:
@@ -41,6 +41,7 @@ def _render(definitions: Path, zones: Path) -> None:
             str(definitions),
             "--zones",
             str(zones),
+            *EXAMPLE_DOMAINS,
         ],
         check=True,
         capture_output=True,
@@ -72,7 +73,7 @@ def _metric(daemon: Daemon, name: str) -> list[str]:
 def test_zone_files_equal_a_fresh_render_after_edits(tmp_path: Path) -> None:
     definitions = tmp_path / "definitions"
     shutil.copytree(ROOT / "manifests" / "examples", definitions)
-    daemon = Daemon.start(tmp_path, definitions, "--log-level", "DEBUG")
+    daemon = Daemon.start(tmp_path, definitions, "--log-level", "DEBUG", *EXAMPLE_DOMAINS)
     try:
         big = definitions / "big.yaml"
         docs = [
