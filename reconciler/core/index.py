@@ -394,11 +394,11 @@ class RecordIndex:
         for zone in self._zones:
             by_name = self._by_name[zone] = {}
             rrsets: list[RRset] = []
-            for name, resolved in by_zone[zone]:
+            # Canonical order: names sorted once, each name's RRsets already in type order.
+            for name, resolved in sorted(by_zone[zone], key=lambda item: name_key(item[0])):
                 rrsets.extend(resolved.rrsets)
                 if resolved.provenance:
                     by_name[name] = resolved.provenance
-            rrsets.sort(key=lambda r: (name_key(r.name), type_key(r.rdtype)))
             self.zones[zone] = ZoneContent(zone, soas[zone], tuple(rrsets), ProvenanceMap(by_name))
         return plan.calculate(before, self.zones)
 
