@@ -100,14 +100,15 @@ def docker_options(settings: Settings) -> DockerOptions:
 
 
 def make_sinks(settings: Settings, store: ZoneStore | None) -> list[Sink]:
-    """The sinks ``run`` converges: the in-process server's zones when DNS is served (with
-    the files' serials), the zone files, then RFC 2136 and etcd when configured."""
+    """The sinks ``run`` converges, in the order they apply: the in-process server's zones
+    when DNS is served (with the files' serials), RFC 2136 and etcd when configured, then
+    the zone files (rewriting a big zone file costs what the zone holds, so the servers
+    fed by the others get the change first; the files' serials are assigned before any
+    sink applies, in ``prepare``)."""
     zonefiles = ZoneFileSink(settings.zones)
     sinks: list[Sink] = []
     if store is not None:
-        # First: the new answers are served before the files are written.
         sinks.append(InProcessSink(store, zonefiles.serial))
-    sinks.append(zonefiles)
     if settings.rfc2136_server:
         from reconciler.config import parse_hostport  # noqa: PLC0415
         from reconciler.sinks.rfc2136 import Rfc2136Config, Rfc2136Sink  # noqa: PLC0415
@@ -127,6 +128,7 @@ def make_sinks(settings: Settings, store: ZoneStore | None) -> list[Sink]:
             settings.etcd_discover_prefix,
         )
         sinks.append(EtcdSink(client, config))
+    sinks.append(zonefiles)
     return sinks
 
 
