@@ -57,14 +57,21 @@ _tuple_new = tuple.__new__
 
 
 def rrset_from_text(
-    origin: str, name: str, rdtype: int | str, ttl: int, rdatas: Iterable[str]
+    origin: str,
+    name: str,
+    rdtype: int | str,
+    ttl: int,
+    rdatas: Iterable[str],
+    *,
+    known: Mapping[str, bytes] | None = None,
 ) -> RRset:
     """One RRset of zone `origin` from master-file text, for `Zone.patched`.
 
     `name` is absolute (or relative to `origin`); each of `rdatas` is the rdata part of a
     zone file line (`10 100 80 web.docker.`, `"some text"`). Duplicate rdata is dropped.
-    Raises ZoneError for bad text, a name outside `origin`, an empty RRset, or more than one
-    CNAME or SOA record.
+    `known` maps texts already converted (for this zone, name and type) to their wire form:
+    an RRset of thousands of records that gained one converts one. Raises ZoneError for bad
+    text, a name outside `origin`, an empty RRset, or more than one CNAME or SOA record.
     """
     try:
         origin = parse_name(origin)
@@ -72,7 +79,15 @@ def rrset_from_text(
         number = rdtype if isinstance(rdtype, int) else rdtype_from_text(rdtype)
         if not 0 <= ttl <= 0xFFFFFFFF:
             raise ValueError(f"TTL out of range: {ttl}")
-        wire = tuple(dict.fromkeys(rdata_from_text(number, text, origin) for text in rdatas))
+        if known:
+            wire = tuple(
+                dict.fromkeys(
+                    known[text] if text in known else rdata_from_text(number, text, origin)
+                    for text in rdatas
+                )
+            )
+        else:
+            wire = tuple(dict.fromkeys(rdata_from_text(number, text, origin) for text in rdatas))
     except ValueError as exc:
         raise ZoneError(origin, str(exc)) from None
     if not is_subdomain(owner, origin):

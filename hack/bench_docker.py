@@ -499,12 +499,13 @@ def private_dockerd(workdir: Path) -> Iterator[str]:
                     bridges.append("br-" + network["Id"][:12])
                     remove_network(client, network["Id"])
         finally:
-            pid = int((directory / "docker.pid").read_text())
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(600):
-                if not Path(f"/proc/{pid}").exists():
-                    break
-                time.sleep(0.1)
+            # stops dockerd, waits for it, deletes the default bridge hack/dockerd made
+            subprocess.run(
+                [str(ROOT / "hack" / "dockerd"), "--stop", str(directory)],
+                check=False,
+                timeout=90,
+                cwd=ROOT,
+            )
             for bridge in bridges:  # left behind when dockerd kept a stale endpoint
                 if Path(f"/sys/class/net/{bridge}").exists():
                     subprocess.run(["ip", "link", "delete", bridge], check=False, timeout=30)

@@ -388,7 +388,10 @@ def apply_dnsdock(
                 )
             address = address[0]
         if not isinstance(address, str) or names.parse_ip(address) is None:
-            raise ApiError(400, f"must be an IPv4 or IPv6 address, not {address!r}", "ip")
+            problem = isinstance(address, str) and names.address_typo(address, host_name=False)
+            raise ApiError(
+                400, problem or f"must be an IPv4 or IPv6 address, not {address!r}", "ip"
+            )
         spec["host"] = address
     if "ttl" in patch:
         ttl = patch["ttl"]
@@ -689,6 +692,24 @@ async def put_ttl(request: web.Request) -> web.Response:
     return web.json_response({"ttl": value}, status=202 if report is None else 200)
 
 
+async def post_confirm(request: web.Request) -> web.Response:
+    """``POST /confirm[/{source}]``: let the reads the deletion budget holds back (of one
+    source, or all) through, with a full pass; 404 when none is held."""
+    authorize(request)
+    state = _state(request)
+    name = request.match_info.get("source", "")
+    async with state.lock:
+        held = {source: str(hold) for source, hold in state.source.held().items()}
+        confirmed = state.source.confirm(name)
+        if not confirmed:
+            where = f" for source {name!r}" if name else ""
+            raise ApiError(404, f"no read is held back{where}", "source" if name else "")
+        log.warning("API: held-back deletions of %s confirmed", ", ".join(confirmed))
+        report = await _converge(state, "confirm")
+    body = {"confirmed": {source: held[source] for source in confirmed}}
+    return web.json_response(body, status=202 if report is None else 200)
+
+
 async def get_ttl(request: web.Request) -> web.Response:
     return web.json_response({"ttl": _state(request).reconciler.settings.default_ttl})
 
@@ -731,6 +752,14 @@ def status_json(state: ApiState) -> dict[str, Any]:
             "problems": list(snapshot.problems),
             "stale": snapshot.stale,
             "last_read": _time(report.finished) if report else None,
+            "held": None
+            if snapshot.held is None
+            else {
+                "removed": snapshot.held.removed,
+                "records": snapshot.held.records,
+                "reason": snapshot.held.reason,
+                "since": _time(snapshot.held.since),
+            },
         }
         for name, snapshot in list(state.source.snapshots.items())
     }
@@ -835,6 +864,8 @@ def make_app(state: ApiState) -> web.Application:
     app.router.add_delete("/services/{id}", delete_service)
     app.router.add_put("/set/ttl", put_ttl)
     app.router.add_get("/set/ttl", get_ttl)
+    app.router.add_post("/confirm", post_confirm)
+    app.router.add_post("/confirm/{source}", post_confirm)
     app.router.add_get("/status", get_status)
     app.router.add_get("/zones/{zone}", get_zone)
     app.router.add_get("/healthz", healthz)

@@ -1,4 +1,7 @@
-"""The ``dockzone`` command line: render, diff, apply, zones, show, explain.
+"""The ``dockzone`` command line: the parser, ``run``, ``serve``, ``operator``, ``confirm``
+(a POST to the running daemon), and the offline commands (render, diff, apply, zones, show,
+explain; in ``offline``), each module imported when its command runs: ``run`` answers DNS
+before the rest is imported.
 
 Exit codes: 0 done; 1 some definitions (or zone files) were invalid, the rest was still
 done; 2 usage or configuration error.
@@ -7,7 +10,6 @@ done; 2 usage or configuration error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import sys
@@ -16,18 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-import yaml
-
 from reconciler import __version__, logs
-from reconciler.atomicio import write_if_changed
-from reconciler.config import OPTIONS, Settings, listen_addresses, resolve
-from reconciler.core import names, plan
-from reconciler.core.index import BuildResult, build
-from reconciler.core.model import ZoneContent
-from reconciler.definitions import Definitions, load_definitions, parse_definitions
-from reconciler.errors import ConfigError, DefinitionError
-from reconciler.render import render_corefile
-from reconciler.sinks.zonefiles import ZoneFileSink, load_zone_files, zone_file_name
+from reconciler.config import OPTIONS, Settings, parse_hostport, resolve
+from reconciler.errors import ConfigError
 
 OK, INVALID, USAGE = 0, 1, 2
 
@@ -177,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Run the Kubernetes operator: ServiceRecord CRs into zone files for a CoreDNS sidecar.",
         cmd_operator,
     )
+    confirm = command(
+        "confirm",
+        "Let the running daemon remove the records a held-back read drops (deletion budget).",
+        cmd_confirm,
+    )
+    confirm.add_argument(
+        "source", metavar="SOURCE", nargs="?", default="", help="only this source (docker, ...)"
+    )
     command("zones", "List the zone files with their serial and record count.", cmd_zones)
     show = command("show", "Print one zone file.", cmd_show)
     show.add_argument("zone", metavar="ZONE", help="zone name, like docker.")
@@ -224,141 +225,27 @@ def log_level(args: argparse.Namespace) -> str:
     return "INFO" if args.command in DAEMONS else "WARNING"
 
 
-# --- shared steps -----------------------------------------------------------------------
-
-
-def _load(ctx: Context) -> Definitions:
-    definitions = load_definitions(ctx.settings.definitions, ctx.settings.name_defaults())
-    for error in definitions.errors:
-        ctx.error(f"{error} (definition skipped)")
-    return definitions
-
-
-def _build(ctx: Context, definitions: Definitions) -> BuildResult:
-    result = build(definitions.records, ctx.settings.zone_settings())
-    for conflict in result.conflicts:
-        ctx.warn(f"conflict: {conflict}")
-    return result
-
-
-def _desired(ctx: Context) -> tuple[Definitions, BuildResult]:
-    definitions = _load(ctx)
-    return definitions, _build(ctx, definitions)
-
-
 # --- commands ---------------------------------------------------------------------------
 
 
-def cmd_render(ctx: Context, args: argparse.Namespace) -> int:
-    definitions, result = _desired(ctx)
-    sink = ZoneFileSink(ctx.settings.zones)
-    changes = plan.calculate(asyncio.run(sink.current()), result.zones)
-    report = asyncio.run(sink.apply(changes))
-    for error in report.errors:
-        ctx.error(str(error))
-    written = set(report.written)
-    for origin in sorted(result.zones, key=_zone_order):
-        path = ctx.settings.zones / zone_file_name(origin)
-        state = "written" if path in written else "unchanged"
-        print(f"{origin:<30} {state:<9} {path}", file=ctx.out)
-    for path in report.deleted:
-        print(f"{'':<30} {'deleted':<9} {path}", file=ctx.out)
-    if args.corefile is not None:
-        corefile = Path(args.corefile) if args.corefile else ctx.settings.zones / "Corefile"
-        text = render_corefile(
-            ctx.settings.zones.resolve(),
-            sorted(result.zones, key=_zone_order),
-            listen=listen_addresses(ctx.settings.dns),
-        )
-        state = "written" if write_if_changed(corefile, text) else "unchanged"
-        print(f"{'Corefile':<30} {state:<9} {corefile}", file=ctx.out)
-    count = len(definitions.documents)
-    print(
-        f"{count} definition{'s'[: count != 1]} from {ctx.settings.definitions}, "
-        f"{len(result.zones)} zones in {ctx.settings.zones}",
-        file=ctx.out,
-    )
-    return INVALID if definitions.errors or report.errors else OK
+def _offline(command: str) -> Callable[[Context, argparse.Namespace], int]:
+    """The handler of an offline command, imported when it runs (``offline``)."""
+
+    def handler(ctx: Context, args: argparse.Namespace) -> int:
+        from reconciler import offline  # noqa: PLC0415 - `run` binds DNS before these load
+
+        run: Callable[[Context, argparse.Namespace], int] = getattr(offline, command)
+        return run(ctx, args)
+
+    return handler
 
 
-def _zone_order(origin: str) -> tuple[bool, tuple[str, ...]]:
-    return (origin.endswith(".arpa."), tuple(reversed(origin.rstrip(".").split("."))))
-
-
-def cmd_diff(ctx: Context, args: argparse.Namespace) -> int:
-    definitions, result = _desired(ctx)
-    changes = plan.calculate(asyncio.run(ZoneFileSink(ctx.settings.zones).current()), result.zones)
-    print_changes(changes, ctx.settings.zones, ctx.out)
-    return INVALID if definitions.errors else OK
-
-
-def print_changes(changes: plan.Changes, directory: Path, out: TextIO) -> None:
-    """The plan as a reviewer reads it: per zone a summary line, then ``+``/``-`` RRs."""
-    if changes.is_empty:
-        print("no changes", file=out)
-        return
-    for zone in changes.zones:
-        counts = ", ".join(
-            f"{zone.count(a)} {a}" for a in ("added", "removed", "changed") if zone.count(a)
-        )
-        soa = " (SOA changed)" if zone.soa_changed else ""
-        what = {"create": "new zone", "delete": "zone removed", "update": "zone"}[zone.action]
-        path = directory / zone_file_name(zone.origin)
-        print(f"{what} {zone.origin} ({path}): {counts or 'no RRsets'}{soa}", file=out)
-        for change in zone.rrsets:
-            for line in change.lines():
-                print(f"  {line}", file=out)
-
-
-def cmd_apply(ctx: Context, args: argparse.Namespace) -> int:
-    source = args.filename
-    try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        ctx.error(f"{source}: cannot read: {exc}")
-        return INVALID
-    label = "<stdin>" if source == "-" else source
-    found = parse_definitions(text, label, ctx.settings.name_defaults())
-    errors = list(found.errors)
-    directory = ctx.settings.definitions
-    installed = (
-        load_definitions(directory, ctx.settings.name_defaults())
-        if directory.exists()
-        else Definitions()
-    )
-    targets = {}
-    for document in found.documents:
-        target = directory / f"{document.kind.lower()}-{document.name}.yaml"
-        targets[document.object] = target
-        for existing in installed.documents:
-            path = existing.location.rpartition("#")[0]
-            if existing.object == document.object and directory / path != target:
-                index = int(document.location.rpartition("#")[2])
-                errors.append(
-                    DefinitionError(
-                        label,
-                        index,
-                        "metadata.name",
-                        f"{document.object} is already defined in {directory / path}; "
-                        "edit that file",
-                    )
-                )
-    if errors:
-        for error in errors:
-            ctx.error(str(error))
-        print("nothing applied", file=ctx.err)
-        return INVALID
-    if not found.documents:
-        ctx.error(f"{label}: no definitions found")
-        return INVALID
-    for document in found.documents:
-        target = targets[document.object]
-        existed = target.exists()
-        body = yaml.safe_dump(document.body, sort_keys=False, allow_unicode=True)
-        changed = write_if_changed(target, body)
-        state = "unchanged" if not changed else ("configured" if existed else "created")
-        print(f"{document.object} {state} ({target})", file=ctx.out)
-    return OK
+cmd_render = _offline("cmd_render")
+cmd_diff = _offline("cmd_diff")
+cmd_apply = _offline("cmd_apply")
+cmd_zones = _offline("cmd_zones")
+cmd_show = _offline("cmd_show")
+cmd_explain = _offline("cmd_explain")
 
 
 class _Stopped(Exception):
@@ -383,79 +270,72 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
             where = ctx.settings.dns
             print(f"dockzone: cannot serve DNS on {where}: {exc.strerror or exc}", file=ctx.err)
             return 1
+        import asyncio  # noqa: PLC0415 - after the DNS socket, as everything below
+
         from reconciler import daemon  # noqa: PLC0415 - aiohttp, docker: after the DNS socket
 
         return asyncio.run(daemon.run(ctx.settings, ctx.err, early))
     except _Stopped:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second request: stop at once
         if early is not None and early.service is not None:
             early.service.stop()
+            warm.save_served(ctx.settings.zones, early.store)
         print("dockzone: stopped while starting", file=ctx.err)
         return 0
 
 
+def cmd_confirm(ctx: Context, args: argparse.Namespace) -> int:
+    """``POST /confirm[/SOURCE]`` to the daemon's HTTP API (``--http``, with the token of
+    ``--api-token-file`` or DOCKZONE_API_TOKEN)."""
+    import json  # noqa: PLC0415 - only this command needs these
+    import urllib.error  # noqa: PLC0415
+    import urllib.parse  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    from reconciler.daemon import api_token  # noqa: PLC0415
+
+    if ctx.settings.http == "off":
+        ctx.error("the HTTP API is off (--http off); give the daemon's --http ADDR:PORT")
+        return USAGE
+    host, port = parse_hostport(ctx.settings.http)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    where = f"[{host}]" if ":" in host else host
+    url = f"http://{where}:{port}/confirm"
+    if args.source:
+        url += "/" + urllib.parse.quote(args.source, safe="")
+    token = api_token(ctx.settings)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, data=b"", method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            body = json.load(response)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.load(exc).get("error", exc.reason)
+        except ValueError:
+            message = exc.reason
+        ctx.error(f"{url}: {message}")
+        return INVALID
+    except OSError as exc:
+        reason = getattr(exc, "reason", exc)
+        ctx.error(f"cannot reach dockzone's HTTP API at {url}: {reason}")
+        return INVALID
+    for held in body.get("confirmed", {}).values():
+        print(f"confirmed: {held}", file=ctx.out)
+    return OK
+
+
 def cmd_operator(ctx: Context, args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
     from reconciler import operator  # noqa: PLC0415 - kopf loads only for this command
 
     return asyncio.run(operator.main(ctx.settings, ctx.err))
 
 
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
     from reconciler import daemon  # noqa: PLC0415
 
     return asyncio.run(daemon.serve(ctx.settings, ctx.err))
-
-
-def cmd_zones(ctx: Context, args: argparse.Namespace) -> int:
-    files = load_zone_files(ctx.settings.zones)
-    if not files:
-        print(f"no zone files in {ctx.settings.zones}", file=ctx.out)
-        return OK
-    print(f"{'ZONE':<30} {'SERIAL':>10} {'RECORDS':>7}  FILE", file=ctx.out)
-    for origin in sorted(files, key=_zone_order):
-        file = files[origin]
-        serial = "-" if file.serial is None else str(file.serial)
-        if file.content is not None:
-            count = str(file.content.record_count)
-        else:
-            count = "?" if file.ours else "foreign"
-        print(f"{origin:<30} {serial:>10} {count:>7}  {file.path}", file=ctx.out)
-    return OK
-
-
-def cmd_show(ctx: Context, args: argparse.Namespace) -> int:
-    origin = names.fqdn(args.zone)
-    path = ctx.settings.zones / zone_file_name(origin)
-    try:
-        ctx.out.write(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        ctx.error(f"no zone {origin} in {ctx.settings.zones} (dockzone zones lists them)")
-        return INVALID
-    return OK
-
-
-def cmd_explain(ctx: Context, args: argparse.Namespace) -> int:
-    definitions, result = _desired(ctx)
-    name = names.absolute(args.name, ctx.settings.name_defaults().origin(ctx.settings.domain[0]))
-    if args.name.endswith(".") or names.zone_for(names.fqdn(args.name), list(result.zones)):
-        name = names.fqdn(args.name)
-    rdtype = args.rdtype.upper()
-    zone: ZoneContent | None = None
-    found = names.zone_for(name, list(result.zones))
-    if found is not None:
-        zone = result.zones[found]
-    shown = 0
-    for rrset in zone.rrsets if zone else ():
-        if zone is None or rrset.name != name or (rdtype and rrset.rdtype != rdtype):
-            continue
-        for text in rrset.rdatas:
-            shown += 1
-            print(f"{rrset.name} {rrset.ttl} IN {rrset.rdtype} {text}", file=ctx.out)
-            for provenance in zone.provenance.get((rrset.name, rrset.rdtype, text), ()):
-                print(f"    from {provenance}", file=ctx.out)
-    conflicts = [c for c in result.conflicts if c.name == name]
-    for conflict in conflicts:
-        print(f"conflict: {conflict}", file=ctx.out)
-    if not shown:
-        where = f" in zone {found}" if found else " (outside every zone)"
-        print(f"no {rdtype + ' ' if rdtype else ''}records at {name}{where}", file=ctx.out)
-    return INVALID if definitions.errors else OK

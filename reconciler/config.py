@@ -235,6 +235,16 @@ def _grace(value: Any, where: str) -> float:
     return number
 
 
+def _fraction(value: Any, where: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: must be a number from 0 to 1, not {value!r}") from None
+    if isinstance(value, bool) or not 0 <= number <= 1:
+        raise ConfigError(f"{where}: must be a number from 0 to 1, not {value!r}")
+    return number
+
+
 def _boolean(value: Any, where: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -473,6 +483,16 @@ OPTIONS = (
         commands=("run", "serve"),
     ),
     Option(
+        "max_delete_fraction",
+        _fraction,
+        lambda: 0.5,
+        "hold back a read that would remove more than this fraction of a source's records "
+        "after the source errored or came back empty, until a resync pass or `dockzone "
+        "confirm` (1: never hold)",
+        "F",
+        commands=("run",),
+    ),
+    Option(
         "docker",
         _text,
         _docker_default,
@@ -675,7 +695,7 @@ OPTIONS = (
         "where the HTTP API (dnsdock's /services, /status, /metrics) listens: ADDR:PORT "
         "(:PORT: every address) or off",
         "ADDR:PORT",
-        commands=("run",),
+        commands=("run", "confirm"),
     ),
     Option(
         "api_token_file",
@@ -683,14 +703,14 @@ OPTIONS = (
         lambda: None,
         "file holding the bearer token API mutations need (required off loopback)",
         "FILE",
-        commands=("run",),
+        commands=("run", "confirm"),
     ),
     Option(
         "api_token",
         _text,
         lambda: "",
         "the bearer token itself (DOCKZONE_API_TOKEN or the config file only)",
-        commands=("run",),
+        commands=("run", "confirm"),
         cli=False,
     ),
     Option(
@@ -757,6 +777,7 @@ class Settings:
     no_rec: bool
     rotate: bool
     resync: float
+    max_delete_fraction: float
     docker: str
     tlsverify: bool
     tlscacert: str

@@ -32,7 +32,7 @@ from reconciler.sinks.zonefiles import ZoneFileSink
 from reconciler.sources import MergedSource, Snapshot, Source
 from reconciler.sources.docker import DockerOptions, DockerSource
 from reconciler.sources.files import FilesSource
-from reconciler.warm import Early, start, start_dns
+from reconciler.warm import Early, save_served, start, start_dns
 
 if TYPE_CHECKING:
     from reconciler.etcdclient import EtcdClient
@@ -105,14 +105,15 @@ def docker_options(settings: Settings) -> DockerOptions:
 
 
 def make_sinks(settings: Settings, store: ZoneStore | None) -> list[Sink]:
-    """The sinks ``run`` converges: the in-process server's zones when DNS is served (with
-    the files' serials), the zone files, then RFC 2136 and etcd when configured."""
+    """The sinks ``run`` converges, in the order they apply: the in-process server's zones
+    when DNS is served (with the files' serials), RFC 2136 and etcd when configured, then
+    the zone files (rewriting a big zone file costs what the zone holds, so the servers
+    fed by the others get the change first; the files' serials are assigned before any
+    sink applies, in ``prepare``)."""
     zonefiles = ZoneFileSink(settings.zones)
     sinks: list[Sink] = []
     if store is not None:
-        # First: the new answers are served before the files are written.
         sinks.append(InProcessSink(store, zonefiles.serial))
-    sinks.append(zonefiles)
     if settings.rfc2136_server:
         from reconciler.config import parse_hostport  # noqa: PLC0415
         from reconciler.sinks.rfc2136 import Rfc2136Config, Rfc2136Sink  # noqa: PLC0415
@@ -133,6 +134,7 @@ def make_sinks(settings: Settings, store: ZoneStore | None) -> list[Sink]:
             settings.etcd_discover_realm,
         )
         sinks.append(EtcdSink(client, config))
+    sinks.append(zonefiles)
     return sinks
 
 
@@ -186,7 +188,7 @@ async def run(settings: Settings, err: TextIO, early: Early | None = None) -> in
             print(f"dockzone: cannot serve DNS on {settings.dns}: {exc.strerror or exc}", file=err)
             return 1
     store, service = early.store, early.service
-    source = MergedSource(make_sources(settings))
+    source = MergedSource(make_sources(settings), settings.max_delete_fraction)
     sinks = make_sinks(settings, store if service is not None else None)
     zonefiles = next(s for s in sinks if isinstance(s, ZoneFileSink))
     for sink in sinks:
@@ -237,6 +239,7 @@ async def run(settings: Settings, err: TextIO, early: Early | None = None) -> in
             await http.cleanup()
         if service is not None:
             service.stop()
+            save_served(settings.zones, store)
     log.info("stopped after %d passes", reconciler.passes)
     return 0
 
@@ -275,6 +278,9 @@ async def start_api(
             dns=service.stats if service is not None else lambda: None,
             reconcile=stats,
             records=lambda: {n: s.count() for n, s in list(source.snapshots.items())},
+            held=lambda: {
+                n: s.held.removed if s.held else 0 for n, s in list(source.snapshots.items())
+            },
             zones=zones,
         ),
         settings.metrics_namespace,

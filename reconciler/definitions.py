@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from sys import intern
 from typing import Any
 
 import yaml
@@ -303,7 +304,9 @@ def _fast_documents(text: str) -> Iterator[Any]:
                 event = get()
                 kind = type(event)
                 if kind is ScalarEvent and event.anchor is None and event.tag is None:
-                    key = event.value  # a key is almost always a plain string: inline
+                    # A key is almost always a plain string: inline. Interned, the same
+                    # keys of thousands of documents are one string each.
+                    key = intern(event.value)
                     if event.implicit[0] and key[:1] in typed:
                         hit = plain.get(key)
                         key = hit[0] if hit is not None else _plain_value(parser, key)
@@ -323,11 +326,17 @@ def _fast_documents(text: str) -> Iterator[Any]:
                 sequence.append(node(event))
         raise _Unsupported  # an alias
 
-    get()  # StreamStartEvent
-    while type(get()) is not StreamEndEvent:  # DocumentStartEvent
-        body = node(get())
-        get()  # DocumentEndEvent
-        yield body
+    try:
+        get()  # StreamStartEvent
+        while type(get()) is not StreamEndEvent:  # DocumentStartEvent
+            body = node(get())
+            get()  # DocumentEndEvent
+            yield body
+    finally:
+        # ``node`` calls itself through its closure, and the parser holds bound methods of
+        # itself: both are cycles that only the cyclic collector would free, one per file.
+        node = None  # type: ignore[assignment]
+        parser.dispose()
 
 
 def _plain_value(loader: yaml.CSafeLoader, value: str) -> Any:
@@ -524,6 +533,8 @@ def _clean_service(body: Any, path: str, index: int, defaults: NameDefaults) -> 
         if not _clean_name(explicit_zone):
             return None
         explicit_zone = names.fqdn(explicit_zone)
+        if explicit_zone not in defaults.domains:
+            return None
     zone = explicit_zone or defaults.domains[0]
     origin = defaults.origin(zone)
     raw_name = get("name")
@@ -547,7 +558,7 @@ def _clean_service(body: Any, path: str, index: int, defaults: NameDefaults) -> 
         address = names.parse_ip(host)
         if address is not None:
             host = str(address)
-        elif _clean_name(host):
+        elif _clean_name(host) and names.address_typo(host) is None:
             host = names.fqdn(host)
         else:
             return None
@@ -670,7 +681,7 @@ def _checked_document(body: Any, path: str, index: int, defaults: NameDefaults) 
     return Document(kind, name, f"{path}#{index}", records, body)
 
 
-def _zone(check: _Checker, spec: Mapping[str, Any], field: str) -> str:
+def _zone(check: _Checker, spec: Mapping[str, Any], field: str, defaults: NameDefaults) -> str:
     text = check.string(spec, "zone", field)
     if not text:
         return ""
@@ -678,14 +689,30 @@ def _zone(check: _Checker, spec: Mapping[str, Any], field: str) -> str:
     if problem:
         check.fail(field, problem)
         return ""
-    return names.fqdn(text)
+    zone = names.fqdn(text)
+    if zone not in defaults.domains:
+        check.fail(field, _unconfigured_zone(zone, defaults.domains))
+    return zone
+
+
+def _unconfigured_zone(zone: str, domains: tuple[str, ...]) -> str:
+    """The problem of a definition that names a zone the configuration does not serve.
+
+    Zones come from the configuration only (``--domain``, repeatable, or the config file's
+    ``domain`` list; reverse zones from the records' addresses): one definition must not
+    make dockzone authoritative for ``com.`` and answer NXDOMAIN for every name under it.
+    """
+    return (
+        f"zone {zone} is not served (the configured domains are {', '.join(domains)}); "
+        f"to serve it, add --domain {zone} (or {zone} to the config file's domain list)"
+    )
 
 
 def _service(
     spec: Mapping[str, Any], owner: Owner, check: _Checker, defaults: NameDefaults
 ) -> ServiceRecord:
     check.unknown(spec, SERVICE_FIELDS, "spec")
-    explicit_zone = _zone(check, spec, "spec.zone")
+    explicit_zone = _zone(check, spec, "spec.zone", defaults)
     zone = explicit_zone or defaults.domains[0]
     origin = defaults.origin(zone)
     raw_name = check.string(spec, "name", "spec.name", required=True)
@@ -697,7 +724,7 @@ def _service(
                 check.fail(
                     "spec.name",
                     f"{name} is outside every configured domain "
-                    f"({', '.join(defaults.domains)}); set spec.zone",
+                    f"({', '.join(defaults.domains)}); add its zone with --domain",
                 )
             else:
                 zone = found
@@ -710,8 +737,11 @@ def _service(
         if address is not None:
             host = str(address)
         else:
+            typo = names.address_typo(host)
             problem = names.name_problem(host)
-            if problem:
+            if typo:
+                check.fail("spec.host", typo)
+            elif problem:
                 check.fail("spec.host", f"must be an IPv4/IPv6 address or a host name: {problem}")
             host = names.fqdn(host)
 
@@ -797,6 +827,12 @@ def _endpoints(
     if zone_hint is not None:
         if not isinstance(zone_hint, str) or names.name_problem(zone_hint):
             check.fail(f"metadata.annotations.{ZONE_ANNOTATION}", "must be a zone name")
+        elif names.fqdn(zone_hint) not in defaults.domains:
+            check.fail(
+                f"metadata.annotations.{ZONE_ANNOTATION}",
+                _unconfigured_zone(names.fqdn(zone_hint), defaults.domains),
+            )
+            return
         else:
             zones = (names.fqdn(zone_hint),)
     for position, item in enumerate(endpoints):

@@ -153,9 +153,13 @@ class EtcdClient:
 
     # --- kv and leases -------------------------------------------------------------------
 
-    def range_prefix(self, prefix: str) -> tuple[int, list[KeyValue]]:
-        """The store revision and every key starting with ``prefix``."""
-        answer = self.call("/v3/kv/range", {"key": _b64(prefix), "range_end": prefix_end(prefix)})
+    def range_prefix(self, prefix: str, *, keys_only: bool = False) -> tuple[int, list[KeyValue]]:
+        """The store revision and every key starting with ``prefix`` (with ``keys_only``,
+        without their values: empty strings)."""
+        body: dict[str, Any] = {"key": _b64(prefix), "range_end": prefix_end(prefix)}
+        if keys_only:
+            body["keys_only"] = True
+        answer = self.call("/v3/kv/range", body)
         revision = int(answer.get("header", {}).get("revision", 0))
         result = [
             KeyValue(

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from reconciler import heap
 from reconciler.core import plan
 from reconciler.core.index import RecordIndex
 from reconciler.core.model import Conflict, ZoneSet, ZoneSettings
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 MAX_LOGGED_CHANGES = 50
 """RR changes logged one per line in a pass; beyond that, a count of RRset changes."""
 
-FULL_REASONS = frozenset({"resync", "SIGHUP"})
+FULL_REASONS = frozenset({"resync", "SIGHUP", "confirm"})
 """Wakeup reasons that make the next pass a full one."""
 
 
@@ -60,6 +61,9 @@ class PassReport:
     reasons: tuple[str, ...] = ()
     repairs: dict[str, int] = field(default_factory=dict)
     """Full passes: differences the oracle found, by layer (``source``, ``index``)."""
+    served: float | None = None
+    """Seconds from the start of the pass until the DNS server answered with its changes
+    (None when the pass changed nothing there); the zone files are written after."""
 
     @property
     def changed(self) -> bool:
@@ -133,12 +137,18 @@ class Reconciler:
 
     async def run_once(self, full: bool = False, reasons: tuple[str, ...] = ()) -> PassReport:
         """One pass (a full one when ``full`` or the first); errors of one sink do not
-        stop the others."""
-        self.started += 1
+        stop the others. The cyclic collector pauses during a pass, and what a full pass
+        leaves is frozen out of later collections (``heap``)."""
         full = full or self.passes == 0
+        with heap.building(freeze=full):
+            return await self._pass(full, reasons)
+
+    async def _pass(self, full: bool, reasons: tuple[str, ...]) -> PassReport:
+        self.started += 1
         started = time.monotonic()
         report = PassReport(full=full, reasons=reasons)
-        snapshot, changes = await asyncio.to_thread(self._compute, full, report)
+        before = dict(self.index.zones)
+        snapshot, changes = await asyncio.to_thread(self._compute, full, report, before)
         if self.on_snapshot is not None:
             self.on_snapshot(snapshot)
         report.problems = len(snapshot.problems)
@@ -150,7 +160,11 @@ class Reconciler:
         for sink in self.sinks:
             try:
                 if full or sink.name not in self._synced:
-                    plans[sink.name] = plan.calculate(await sink.current(), self.index.zones)
+                    current = await sink.current()
+                    if current == before:  # what the index held: its plan is this one
+                        plans[sink.name] = changes
+                    else:
+                        plans[sink.name] = plan.calculate(current, self.index.zones)
                 else:
                     plans[sink.name] = changes
             except (DockzoneError, OSError) as exc:
@@ -173,6 +187,8 @@ class Reconciler:
                 self._failed(report, sink, exc)
                 continue
             self._synced.add(sink.name)
+            if sink.name == "dns":
+                report.served = time.monotonic() - started
             for error in getattr(outcome, "errors", ()):
                 if isinstance(error, ZoneWriteError):
                     report.errors.append(str(error))
@@ -195,17 +211,22 @@ class Reconciler:
         log.error("%s: %s", sink.name, exc)
         self._synced.discard(sink.name)
 
-    def _compute(self, full: bool, report: PassReport) -> tuple[Snapshot, plan.Changes]:
+    def _compute(
+        self, full: bool, report: PassReport, before: ZoneSet
+    ) -> tuple[Snapshot, plan.Changes]:
         """Read the sources and update the index (in a thread): the snapshot and the plan
-        of what changed since the last pass."""
+        from ``before`` (the zones of the last pass) to the zones now."""
         first = self.passes == 0
         snapshot = self.source.load(full)
         if full and not first:
             self._check_sources(snapshot, report)
-        self.index.update(snapshot.groups, snapshot.complete)
-        changes = self.index.commit()
+        index = self.index
+        index.update(snapshot.groups, snapshot.complete)
+        changes = index.commit()
         if full and not first:
             self._check_index(report)
+            if self.index is not index:  # repaired: the recompute's zones are the target
+                changes = plan.calculate(before, self.index.zones)
         return snapshot, changes
 
     def _check_sources(self, snapshot: Snapshot, report: PassReport) -> None:
@@ -262,13 +283,15 @@ class Reconciler:
         counts = {
             a: sum(z.count(a) for z in changes.zones) for a in ("added", "removed", "changed")
         }
+        served = "" if report.served is None else f"; DNS after {report.served:.3f}s"
         log.info(
-            "pass %d: %d zones changed, RRsets %d added, %d removed, %d changed (%.3fs)",
+            "pass %d: %d zones changed, RRsets %d added, %d removed, %d changed%s (%.3fs)",
             self.passes,
             len(changes.zones),
             counts["added"],
             counts["removed"],
             counts["changed"],
+            served,
             report.seconds,
         )
         logged = 0

@@ -72,6 +72,8 @@ class Sources:
     records: Callable[[], Mapping[str, int]]
     """Records per source name."""
     zones: Callable[[], Mapping[str, ZoneFigures]]
+    held: Callable[[], Mapping[str, int]] = dict
+    """Records per source that the deletion budget holds back from removal."""
 
 
 def _buckets(bounds: Iterable[float], counts: list[int]) -> list[tuple[str, float]]:
@@ -188,6 +190,15 @@ class DockzoneCollector(Collector):
         for name, count in sorted(self.sources.records().items()):
             records.add_metric([name], count)
         yield records
+        held = GaugeMetricFamily(
+            f"{p}source_deletions_held",
+            "Records of each source a held-back read would remove (--max-delete-fraction); "
+            "0 when nothing is held.",
+            labels=["source"],
+        )
+        for name, count in sorted(self.sources.held().items()):
+            held.add_metric([name], count)
+        yield held
         zones = self.sources.zones()
         serials = GaugeMetricFamily(f"{p}zone_serial", "SOA serial of each zone.", labels=["zone"])
         counts = GaugeMetricFamily(

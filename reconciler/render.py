@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.resources
 from functools import cache
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,25 +46,29 @@ def render_zone(zone: ZoneContent, serial: int, cache: RowCache | None = None) -
     ``cache`` (one per zone, kept by the caller) holds each RRset's lines from the last
     render: a zone of 40,000 records where a few RRsets changed is joined, not formatted
     again. It is replaced with the lines of this render's RRsets only."""
-    width = max([len(zone.origin)] + [len(rrset.name) for rrset in zone.rrsets])
-    parts = [_row(zone.origin, width, zone.soa.ttl, "SOA", zone.soa.to_text(serial))]
+    width = max(len(zone.origin), max(map(len, map(_name_of, zone.rrsets)), default=0))
     old = cache if cache is not None else {}
+    get = old.get
     new: RowCache = {}
+    parts = [_row(zone.origin, width, zone.soa.ttl, "SOA", zone.soa.to_text(serial))]
     for rrset in zone.rrsets:
-        key = id(rrset)
-        known = old.get(key)
+        known = get(id(rrset))
         if known is not None and known[0] is rrset and known[1] == width:
-            text = known[2]
+            new[id(rrset)] = known
+            parts.append(known[2])
         else:
             text = "".join(
                 _row(rrset.name, width, rrset.ttl, rrset.rdtype, data) for data in rrset.rdatas
             )
-        new[key] = (rrset, width, text)
-        parts.append(text)
+            new[id(rrset)] = (rrset, width, text)
+            parts.append(text)
     if cache is not None:
         cache.clear()
         cache.update(new)
     return _environment().get_template("zone.j2").render(zone=zone, records="".join(parts))
+
+
+_name_of = attrgetter("name")
 
 
 def _row(name: str, width: int, ttl: int, rdtype: str, data: str) -> str:

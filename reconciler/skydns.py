@@ -239,6 +239,9 @@ def record_from_entry(key: str, value: str, prefix: str, zones: Iterable[str]) -
     host = str(data.get("host") or "").strip()
     address = names.parse_ip(host) if host else None
     if host and address is None:
+        typo = names.address_typo(host)
+        if typo:
+            raise ValueError(f"host {typo}")
         if names.name_problem(host.rstrip(".")):
             raise ValueError(f"host {host!r} is neither an address nor a name")
         host = names.fqdn(host.lower())

@@ -5,18 +5,25 @@ docker, kopf come in with ``daemon``): it loads the zone files dockzone wrote la
 into a ``ZoneStore`` and starts the DNS server on them, so names answer while the first
 pass reads the sources. The first pass then patches those zones (``InProcessSink.adopt``).
 Only files with dockzone's first line are served; one that cannot be parsed is skipped
-(the first pass rewrites it and serves its zone). Also home of ``start_dns`` and
+(the first pass rewrites it and serves its zone). A clean stop saves what the server holds
+(``save_served``: ``.dockzone-served`` beside the zone files, in wire form, each zone
+stamped with its file's size and mtime); a zone whose file is unchanged since then loads
+from there, several times faster than parsing its file. Also home of ``start_dns`` and
 ``make_forwarder``, which ``serve`` uses too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dnsserver import DNSService, Forwarder, ZoneLoadError, ZoneStore, load_zone_file
+from dnsserver import DNSService, Forwarder, ZoneLoadError, ZoneStore, load_zone_file, snapshot
+from reconciler import heap
+from reconciler.atomicio import atomic_write
 from reconciler.config import Settings, listen_addresses
 from reconciler.render import ZONE_HEADER
 
@@ -55,43 +62,92 @@ def start_dns(settings: Settings, store: ZoneStore) -> DNSService | None:
     return service
 
 
-def load_written_zones(directory: Path, store: ZoneStore) -> tuple[int, int]:
-    """Serve the zone files dockzone wrote in ``directory``: (zones, records) loaded."""
-    zones = {}
-    records = 0
-    if not directory.is_dir():
-        return 0, 0
+SNAPSHOT = ".dockzone-served"
+"""The served zones as the daemon stopped (``save_served``), beside the zone files."""
+
+
+def _zone_files(directory: Path) -> Iterator[tuple[str, Path]]:
     for path in sorted(directory.glob("db.*")):
-        origin = path.name[3:] + "." if path.name != "db.root" else "."
+        yield (path.name[3:] + "." if path.name != "db.root" else "."), path
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def load_written_zones(directory: Path, store: ZoneStore) -> tuple[int, int, int]:
+    """Serve the zone files dockzone wrote in ``directory``: (zones, records, zones taken
+    from the snapshot) loaded. A zone
+    whose file is exactly as it was when the daemon last stopped comes from the snapshot
+    of what it served then (``save_served``), the rest from its file."""
+    zones = {}
+    records = reused = 0
+    if not directory.is_dir():
+        return 0, 0, 0
+    try:
+        saved = snapshot.load((directory / SNAPSHOT).read_bytes())
+    except OSError:
+        saved = {}
+    for origin, path in _zone_files(directory):
         try:
-            with path.open("rb") as file:
-                if file.read(len(ZONE_HEADER)) != ZONE_HEADER.encode():
-                    continue
-            zone = load_zone_file(path, origin)
+            known = saved.get(origin)
+            if known is not None and known[0] == _stamp(path):
+                zone = known[1]
+                reused += 1
+            else:
+                with path.open("rb") as file:
+                    if file.read(len(ZONE_HEADER)) != ZONE_HEADER.encode():
+                        continue
+                zone = load_zone_file(path, origin)
         except (OSError, ZoneLoadError) as exc:
             log.warning("warm start: %s not served until the first pass: %s", path, exc)
             continue
         zones[origin] = zone
         records += len(zone)
     store.replace(zones)
-    return len(zones), records
+    return len(zones), records, reused
+
+
+def save_served(directory: Path, store: ZoneStore) -> None:
+    """At a clean stop: write what ``store`` serves of the zone files in ``directory``,
+    each zone stamped with its file's size and mtime, for the next warm start. A zone whose
+    file changes afterwards (or a daemon killed before this ran) is loaded from its file."""
+    served = store.snapshot().zones
+    zones = {}
+    for origin, path in _zone_files(directory):
+        zone = served.get(origin)
+        if zone is not None:
+            with contextlib.suppress(OSError):
+                zones[origin] = (_stamp(path), zone)
+    target = directory / SNAPSHOT
+    try:
+        if zones:
+            atomic_write(target, snapshot.dump(zones), mode=0o600)
+        else:
+            target.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("cannot save the served zones for the next start in %s: %s", target, exc)
 
 
 def start(settings: Settings) -> Early:
     """Load the last written zones and start DNS on them. Raises OSError (DNS socket)."""
     started = time.monotonic()
     store = ZoneStore()
-    zones = records = 0
+    zones = records = reused = 0
     if settings.dns != "off":
-        zones, records = load_written_zones(settings.zones, store)
+        with heap.building(freeze=True):
+            zones, records, reused = load_written_zones(settings.zones, store)
     service = start_dns(settings, store)
     early = Early(store, service, zones, records, time.monotonic() - started)
     if zones:
         log.info(
-            "warm start: serving %d zones (%d records) from %s, loaded in %.3fs",
+            "warm start: serving %d zones (%d records) from %s, %d as saved at the last "
+            "stop, loaded in %.3fs",
             zones,
             records,
             settings.zones,
+            reused,
             early.seconds,
         )
     return early

@@ -1,8 +1,10 @@
-"""Test helpers: real BIND tools, polling with a deadline, checking zone directories."""
+"""Test helpers: real BIND tools, polling with a deadline, checking zone directories, the
+machine's network state."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -97,3 +99,57 @@ def service(object_name: str, /, **spec: object) -> dict[str, object]:
         "metadata": {"name": object_name},
         "spec": body,
     }
+
+
+# Interfaces that Docker engines create and delete as containers and networks come and go
+# (any engine's, on a shared machine too), the default bridges of hack/dockerd, and
+# if<index>: how `ip route` names a device deleted while it lists.
+_TRANSIENT_DEVICE = re.compile(r"^(veth[0-9a-f]+|br-[0-9a-f]{12}|dz[0-9]+|if[0-9]+)(@\S+)?$")
+
+
+def network_state(prefix: tuple[str, ...] = (), *, transient: bool = True) -> dict[str, list[str]]:
+    """What ``ip -o link``, ``ip route`` and ``ip -6 route`` say (run under ``prefix``,
+    nsenter into a namespace for instance), one sorted list each, plus IP forwarding.
+    ``transient=False`` leaves out the interfaces engines create and delete all the time
+    (veth*, br-<id>, dz<n>) and the routes through them, so other work on the machine does
+    not show; route lifetimes (``expires 1790sec``) are left out."""
+    ip = require_binary("ip")
+    state: dict[str, list[str]] = {}
+    for key, args in (
+        ("links", ["-o", "link"]),
+        ("routes", ["route"]),
+        ("routes6", ["-6", "route"]),
+    ):
+        result = subprocess.run(
+            [*prefix, ip, *args], capture_output=True, text=True, check=True, timeout=30
+        )
+        lines = []
+        for raw in result.stdout.splitlines():
+            line = re.sub(r" expires \d+sec", "", raw).strip()
+            if key == "links":
+                device = line.split(":")[1].strip()
+            else:
+                words = line.split()
+                device = words[words.index("dev") + 1] if "dev" in words else ""
+            if transient or not _TRANSIENT_DEVICE.match(device):
+                lines.append(line)
+        state[key] = sorted(lines)
+    forwarding = subprocess.run(
+        [*prefix, "cat", "/proc/sys/net/ipv4/ip_forward"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    state["ip_forward"] = [forwarding.stdout.strip()]
+    return state
+
+
+def network_changes(before: dict[str, list[str]], after: dict[str, list[str]]) -> str:
+    """The lines that went and came between two ``network_state`` results, "" if none."""
+    out = []
+    for key, lines in before.items():
+        gone = sorted(set(lines) - set(after[key]))
+        new = sorted(set(after[key]) - set(lines))
+        out += [f"{key} - {line}" for line in gone] + [f"{key} + {line}" for line in new]
+    return "\n".join(out)

@@ -28,6 +28,9 @@ from tests.helpers import eventually, require_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 
+EXAMPLE_DOMAINS = ("--domain", "docker.", "--domain", "skydns.local.")
+"""The zones manifests/examples uses (hack/run configures the same)."""
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free for both UDP and TCP on ``host`` right now."""
@@ -334,6 +337,8 @@ class DockerDaemon:
     url: str
     network: str = "dzt"
     block: int = 0
+    netns: str = ""
+    """The named network namespace (``ip netns``) dockerd runs in; "" for the machine's."""
 
     def subnet(self, k: int = 0) -> str:
         """The k-th /24 reserved for this daemon's networks (k < 4)."""
@@ -349,18 +354,10 @@ class DockerDaemon:
         return cls.start(Path(tempfile.mkdtemp(prefix="dzd-", dir="/tmp")), *dockerd_args)
 
     @classmethod
-    def start(cls, directory: Path, *dockerd_args: str) -> DockerDaemon:
+    def start(cls, directory: Path, *dockerd_args: str, netns: str = "") -> DockerDaemon:
         require_binary("dockerd")
-        result = subprocess.run(
-            [str(ROOT / "hack" / "dockerd"), str(directory), *dockerd_args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            cwd=ROOT,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        daemon = cls(directory, result.stdout.strip().splitlines()[-1], block=next(_SUBNETS))
+        url = _hack_dockerd(netns, str(directory), *dockerd_args).splitlines()[-1]
+        daemon = cls(directory, url, block=next(_SUBNETS), netns=netns)
         client = daemon.client()
         try:
             existing = client.networks.list(names=[daemon.network])
@@ -384,14 +381,15 @@ class DockerDaemon:
         return int((self.directory / "docker.pid").read_text())
 
     def stop(self) -> None:
-        """Stop dockerd and wait until it is gone (containers live on: live-restore)."""
+        """Stop dockerd and wait until it is gone (containers live on: live-restore);
+        ``hack/dockerd --stop`` also deletes the default bridge it made for it."""
         pid = self.pid()
-        os.kill(pid, signal.SIGTERM)
+        _hack_dockerd(self.netns, "--stop", str(self.directory))
 
         def gone() -> None:
             assert not Path(f"/proc/{pid}").exists() or "zombie" in _state(pid)
 
-        eventually(gone, timeout=60)
+        eventually(gone, timeout=10)
 
     def remove(self) -> None:
         """Remove every container and network (bridges outlive dockerd otherwise), stop
@@ -407,6 +405,23 @@ class DockerDaemon:
             client.close()
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _hack_dockerd(netns: str, *args: str) -> str:
+    """Run ``hack/dockerd`` (in the named network namespace ``netns``, if any: nsenter
+    enters only the network; ``ip netns exec`` would remount /sys and hide the cgroups);
+    returns its output."""
+    prefix = [require_binary("nsenter"), f"--net=/run/netns/{netns}"] if netns else []
+    result = subprocess.run(
+        [*prefix, str(ROOT / "hack" / "dockerd"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.strip()
 
 
 def _state(pid: int) -> str:

@@ -9,8 +9,12 @@ included) and returns the plan: the RRsets that changed, per zone, with each cha
 before and after. A commit with nothing dirty returns an empty plan.
 
 When the set of zones changes (a record in a new zone, an address in a new reverse zone,
-the last record of one gone), which zone a name belongs to may change for many names, so
-the index re-derives every claim and compares whole zones: rare, and still correct.
+the last record of one gone), only names inside that zone change zone, as long as no other
+zone lies above or below it (the usual case: the first container of a new network makes a
+reverse zone): those names are re-resolved, the records named there claim again, and the
+plan creates or deletes the zone. When zones nest, which zone a name belongs to may change
+for many names, so the index re-derives every claim and compares whole zones: rare, and
+still correct.
 
 ``build(records, settings)`` is a fresh index over ``records``: the full recompute, used by
 the CLI and as the oracle the periodic resync compares the incremental state with.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from reconciler.core import names, plan
@@ -93,7 +98,8 @@ class RecordIndex:
         self._by_name: dict[str, dict[str, Mapping[RRKey, tuple[Provenance, ...]]]] = {}
         self._dirty: dict[str, dict[Claim, int]] = {}
         """Dirty names, with the net change of their claims since the last commit."""
-        self._rebuild = False
+        self._zones_moved = False
+        """A zone may have appeared or gone since the last commit."""
         self._conflicts: tuple[Conflict, ...] | None = ()
 
     # -- input -------------------------------------------------------------------------
@@ -143,9 +149,9 @@ class RecordIndex:
         for zone in record_zones(record, self.settings):
             refs = self._zone_refs.get(zone, 0)
             self._zone_refs[zone] = refs + 1
-            if not refs and zone not in self._zones:
-                self._rebuild = True
-        if not self._rebuild:
+            if not refs and zone not in self._zone_set:
+                self._zones_moved = True
+        if self._zones:  # before the first commit, that commit contributes every record
             self._contribute(record)
 
     def _forget(self, record: Record) -> None:
@@ -163,7 +169,11 @@ class RecordIndex:
             else:
                 self._zone_refs.pop(zone, None)
                 if zone not in self.settings.fixed_zones:
-                    self._rebuild = True
+                    self._zones_moved = True
+        self._withdraw(record)
+
+    def _withdraw(self, record: Record) -> None:
+        """Take back the claims ``record`` made."""
         made = self._made.pop(record, None)
         if made is None:
             return
@@ -214,12 +224,22 @@ class RecordIndex:
     @property
     def dirty(self) -> bool:
         """True when a commit would re-resolve anything."""
-        return bool(self._dirty) or self._rebuild
+        return bool(self._dirty) or self._zones_moved
 
     def commit(self) -> plan.Changes:
         """Re-resolve the dirty names; the RRset changes since the last commit."""
-        if self._rebuild or not self._zones:
+        if not self._zones:
             return self._commit_all()
+        created: set[str] = set()
+        deleted: list[plan.ZoneChanges] = []
+        if self._zones_moved:
+            self._zones_moved = False
+            serving = set(self.settings.fixed_zones) | set(self._zone_refs)
+            added, gone = serving - self._zone_set, self._zone_set - serving
+            if added or gone:
+                if not all(_isolated(zone, serving | self._zone_set) for zone in added | gone):
+                    return self._commit_all()
+                created, deleted = self._move_zones(serving, added, gone)
         per_zone: dict[str, dict[tuple[str, str], RRset | None]] = {}
         touched: dict[str, dict[str, Resolved]] = {}
         for name, delta in self._dirty.items():
@@ -260,9 +280,57 @@ class RecordIndex:
             changes = per_zone.get(origin, {})
             desired = current.updated(changes, ProvenanceMap(by_name))
             self.zones[origin] = desired
-            if changes:
+            if origin in created:  # every RRset is new: the plan creates the zone
+                found = _zone_changes(current, desired, changes)
+                zones.append(plan.ZoneChanges(origin, None, desired, found.rrsets))
+            elif changes:
                 zones.append(_zone_changes(current, desired, changes))
+        if deleted:
+            zones = sorted(zones + deleted, key=lambda zone: name_key(zone.origin))
         return plan.Changes(tuple(zones))
+
+    def _move_zones(
+        self, zones: set[str], added: set[str], gone: AbstractSet[str]
+    ) -> tuple[set[str], list[plan.ZoneChanges]]:
+        """Serve ``zones`` now: ``added`` appear, ``gone`` go, none of them above or below
+        another zone (``_isolated``), so only names inside them change zone. Records named
+        inside them claim again (their aggregation ends at the new apex, an alias there is
+        now in a zone), every name inside them is dirty. The created zones start empty; the
+        plan of each zone gone removes all it held."""
+        moved = added | gone
+        self._zones = tuple(sorted(zones, key=name_key))
+        self._zone_set = frozenset(zones)
+        self._reserved = frozenset(
+            nameserver_name(zone, self.settings) for zone in zones if not zone.endswith(".arpa.")
+        )
+        self._conflicts = None
+        for record in [r for r in self._made if _names_within(r, moved)]:
+            self._withdraw(record)
+            self._contribute(record)
+        dirty = self._dirty
+        for name in self._claims:
+            if _within(name, moved):
+                dirty.setdefault(name, {})
+        for name in [name for name in self._aggregates if _within(name, moved)]:
+            del self._aggregates[name]
+        for zone in gone:
+            for name in zone_frame(zone, self.settings)[1]:
+                self._frames.pop(name, None)
+                dirty.setdefault(name, {})
+        for zone in added:
+            soa, frame = zone_frame(zone, self.settings)
+            self._frames.update(frame)
+            for name in frame:
+                dirty.setdefault(name, {})
+            self.zones[zone] = ZoneContent(zone, soa, (), ProvenanceMap({}))
+            self._by_name[zone] = {}
+        deleted = []
+        for zone in sorted(gone, key=name_key):
+            current = self.zones.pop(zone)
+            self._by_name.pop(zone, None)
+            removed = tuple(plan.RRsetChange(r.name, r.rdtype, r, None) for r in current.rrsets)
+            deleted.append(plan.ZoneChanges(zone, current, None, removed))
+        return added, deleted
 
     def _resolve(self, name: str, delta: Mapping[Claim, int] | None = None) -> Resolved:
         claims = self._claims.get(name)
@@ -318,7 +386,7 @@ class RecordIndex:
             if home is not None:
                 by_zone[home].append((name, resolved))
         self._dirty.clear()
-        self._rebuild = False
+        self._zones_moved = False
         self._conflicts = None
         before = self.zones
         self.zones = {}
@@ -326,13 +394,39 @@ class RecordIndex:
         for zone in self._zones:
             by_name = self._by_name[zone] = {}
             rrsets: list[RRset] = []
-            for name, resolved in by_zone[zone]:
+            # Canonical order: names sorted once, each name's RRsets already in type order.
+            for name, resolved in sorted(by_zone[zone], key=lambda item: name_key(item[0])):
                 rrsets.extend(resolved.rrsets)
                 if resolved.provenance:
                     by_name[name] = resolved.provenance
-            rrsets.sort(key=lambda r: (name_key(r.name), type_key(r.rdtype)))
             self.zones[zone] = ZoneContent(zone, soas[zone], tuple(rrsets), ProvenanceMap(by_name))
         return plan.calculate(before, self.zones)
+
+
+def _within(name: str, zones: set[str]) -> bool:
+    """``name`` lies in (or at the apex of) one of ``zones``."""
+    for zone in zones:
+        if zone == "." or (
+            name.endswith(zone) and (len(name) == len(zone) or name[-len(zone) - 1] == ".")
+        ):
+            return True
+    return False
+
+
+def _names_within(record: Record, zones: set[str]) -> bool:
+    """A name of ``record`` itself (not a claim it derives) lies in one of ``zones``."""
+    if _within(record.name, zones):
+        return True
+    return any(_within(alias, zones) for alias in getattr(record, "aliases", ()))
+
+
+def _isolated(zone: str, zones: set[str]) -> bool:
+    """No other of ``zones`` lies above or below ``zone``: when it comes or goes, only the
+    names inside it change zone."""
+    return not any(
+        other != zone and (names.is_subdomain(other, zone) or names.is_subdomain(zone, other))
+        for other in zones
+    )
 
 
 def _zone_changes(

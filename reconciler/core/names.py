@@ -54,6 +54,25 @@ def name_problem(name: str, *, wildcards: bool = False) -> str | None:
     return None
 
 
+def address_typo(text: str, *, host_name: bool = True) -> str | None:
+    """Why ``text``, which is not an IP address, looks like a mistyped one (``10.0.0.300``,
+    ``10.1``), or None. ``host_name``: where a host name would do too, say why it is not one.
+
+    RFC 1123 section 2.1: a host name's highest-level label is never all-numeric, so such
+    a value is an address typo, not a name to publish as a CNAME or SRV target.
+    """
+    last = text[:-1] if text.endswith(".") else text
+    last = last.rpartition(".")[2]
+    if not (last.isascii() and last.isdigit()):
+        return None
+    if host_name:
+        return (
+            f"{text!r} is not a valid IPv4 address (nor a host name: a host name's last "
+            "label is never all-numeric, RFC 1123 2.1)"
+        )
+    return f"{text!r} is not a valid IPv4 address"
+
+
 def absolute(name: str, origin: str) -> str:
     """``name`` made absolute against ``origin``: ``web`` + ``docker.`` -> ``web.docker.``.
 

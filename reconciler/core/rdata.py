@@ -85,7 +85,7 @@ def _uint16(text: str, what: str) -> int:
 
 
 def _host(text: str) -> str:
-    problem = names.name_problem(text)
+    problem = names.address_typo(text) or names.name_problem(text)
     if problem:
         raise ValueError(problem)
     return names.fqdn(text)

@@ -75,6 +75,10 @@ def may_need_alias(zone: ZoneContent) -> bool:
     return False
 
 
+BIG_RRSET = 64
+"""RRsets of at least this many records keep their wire form per text (``_big``)."""
+
+
 def zone_records(zone: ZoneContent, serial: int) -> list[tuple[str, str, int, str]]:
     """The zone as (name, type, TTL, rdata text) tuples, SOA first, with the
     ``ADDRESS_CNAME`` records the server answers address questions with."""
@@ -108,6 +112,9 @@ class InProcessSink:
         self._held: dict[str, ZoneContent] = {}
         self._serials: dict[str, int] = {}
         self._adopt: Callable[[], Awaitable[ZoneSet]] | None = None
+        self._big: dict[tuple[str, str, str], tuple[tuple[str, ...], tuple[bytes, ...]]] = {}
+        """The texts and wire form of the big RRsets this sink made (aggregated names),
+        by (zone, name, type): a change converts only the texts that are new."""
 
     def adopt(self, read: Callable[[], Awaitable[ZoneSet]]) -> None:
         """The store serves zones loaded from files; ``read()`` returns what those files
@@ -152,6 +159,8 @@ class InProcessSink:
                 patches[origin] = self._patch(zone, serial, served[origin])
             self._serials[origin] = serial
         self.store.patch(patches, zones=whole, removed=removed)  # one swap for the pass
+        if removed:
+            self._big = {key: big for key, big in self._big.items() if key[0] not in removed}
         for origin in removed:
             self._held.pop(origin, None)
             self._serials.pop(origin, None)
@@ -172,11 +181,30 @@ class InProcessSink:
         patch: dict[PatchKey, WireRRset | None] = {}
         for change in zone.rrsets:
             new = change.new
-            patch[(change.name, change.rdtype)] = (
-                None
-                if new is None
-                else rrset_from_text(origin, new.name, new.rdtype, new.ttl, new.rdatas)
+            key = (origin, change.name, change.rdtype)
+            if new is None:
+                patch[(change.name, change.rdtype)] = None
+                self._big.pop(key, None)
+                continue
+            texts = new.rdatas
+            if len(texts) < BIG_RRSET:
+                self._big.pop(key, None)
+                patch[(change.name, change.rdtype)] = rrset_from_text(
+                    origin, new.name, new.rdtype, new.ttl, texts
+                )
+                continue
+            known = self._big.get(key)
+            made = rrset_from_text(
+                origin,
+                new.name,
+                new.rdtype,
+                new.ttl,
+                texts,
+                known=dict(zip(*known, strict=True)) if known else None,
             )
+            if len(made.rdatas) == len(texts):  # one wire form per text: they line up
+                self._big[key] = (texts, made.rdatas)
+            patch[(change.name, change.rdtype)] = made
         desired = zone.desired
         assert desired is not None
         changed = {change.name for change in zone.rrsets}

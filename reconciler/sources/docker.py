@@ -375,7 +375,9 @@ def container_records(
     if override_ip:
         parsed = names.parse_ip(str(override_ip))
         if parsed is None:
-            problems.append(f"{who}: com.dnsdock.ip_addr {override_ip!r} is not an address")
+            problem = names.address_typo(str(override_ip), host_name=False)
+            problem = problem or f"{override_ip!r} is not an address"
+            problems.append(f"{who}: com.dnsdock.ip_addr {problem}")
         else:
             found, why = [("label", str(parsed))], None
     prefix = labels.get("com.dnsdock.prefix")

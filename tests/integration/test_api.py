@@ -277,6 +277,15 @@ ERRORS = [
         400,
         "spec.port",
     ),
+    (
+        "zone not configured",
+        "PUT",
+        "/services/e1",
+        b'{"name": "www.google", "zone": "com.", "host": "198.18.0.1"}',
+        {},
+        400,
+        "spec.zone",
+    ),
     ("bad id", "PUT", "/services/Bad_Id", b'{"name": "a", "host": "198.18.0.1"}', {}, 400, "id"),
     ("oversize body", "PUT", "/services/e1", b'{"name": "' + b"a" * 70000 + b'"}', {}, 413, ""),
     ("not JSON", "PUT", "/services/e1", b"name: a", {"Content-Type": "application/yaml"}, 415, ""),
@@ -303,6 +312,44 @@ def test_errors_are_json_naming_the_field_and_change_nothing(
     if field:
         assert body["field"] == field
     assert _api_files(daemon) == before
+
+
+def test_a_record_in_a_zone_dockzone_does_not_serve_is_refused_naming_the_flag(
+    daemon: Daemon,
+) -> None:
+    spec = {"name": "www.google", "zone": "com.", "host": "198.18.0.1"}
+    status, body = call(daemon, "PUT", "/services/hijack", spec)
+    assert status == 400, body
+    assert body["field"] == "spec.zone"
+    assert "zone com. is not served" in body["error"]
+    assert "add --domain com." in body["error"]
+    assert not (daemon.zones / "db.com").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        (
+            {"name": "a", "image": "b", "ip": "198.18.0.300"},
+            "ip",
+            "'198.18.0.300' is not a valid IPv4 address",
+        ),
+        (
+            {"name": "a", "host": "198.18.0.300"},
+            "spec.host",
+            "'198.18.0.300' is not a valid IPv4 address",
+        ),
+    ],
+    ids=["dnsdock ip", "spec host"],
+)
+def test_a_mistyped_address_is_refused_not_published_as_a_name(
+    daemon: Daemon, body: dict[str, str], field: str, message: str
+) -> None:
+    status, answer = call(daemon, "PUT", "/services/typo", body)
+    assert status == 400, answer
+    assert answer["field"] == field
+    assert answer["error"].startswith(message)
+    assert call(daemon, "GET", "/services/typo")[0] == 404
 
 
 def _api_files(daemon: Daemon) -> list[str]:

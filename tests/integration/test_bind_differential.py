@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.helpers import eventually, service
-from tests.servers import ROOT, Daemon, NamedServer, free_port, query, summary
+from tests.servers import EXAMPLE_DOMAINS, ROOT, Daemon, NamedServer, free_port, query, summary
 
 TYPES = ["A", "AAAA", "CNAME", "SRV", "TXT", "MX", "NS", "PTR", "SOA"]
 
@@ -56,7 +56,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     definitions = workdir / "definitions"
     shutil.copytree(ROOT / "manifests" / "examples", definitions)
     (definitions / "extra.yaml").write_text(yaml.safe_dump_all(extra_definitions()))
-    daemon = Daemon.start(workdir, definitions)
+    daemon = Daemon.start(workdir, definitions, *EXAMPLE_DOMAINS)
     try:
         yield daemon
     finally:

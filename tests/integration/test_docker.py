@@ -150,6 +150,13 @@ def test_ttl_ip_override_and_ignore(dockzone: Daemon, run: Any) -> None:
     )
     run("fixed", labels={"com.dnsdock.ip_addr": "203.0.113.9"})
     expect(dockzone.port, "fixed.busybox.docker", ["203.0.113.9"])
+    run("typo", labels={"com.dnsdock.ip_addr": "203.0.113.300"})
+    eventually(
+        lambda: _logged(
+            dockzone, "com.dnsdock.ip_addr '203.0.113.300' is not a valid IPv4 address"
+        ),
+        timeout=10,
+    )
     run("hidden", environment={"DNSDOCK_IGNORE": "1"})
     seen = run("seen")  # started after the ignored one: once it answers, both were seen
     expect(dockzone.port, "seen.busybox.docker", [address(seen)])

@@ -11,10 +11,13 @@ makes the next one read the prefix again, and a lost lease is replaced at once."
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import signal
 import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +28,12 @@ import yaml
 
 from reconciler.core.model import Owner, ServiceRecord, ZoneSettings
 from reconciler.core.triggers import Wakeup
-from reconciler.etcdclient import EtcdClient, EtcdError, EtcdOptions
+from reconciler.etcdclient import EtcdClient, EtcdError, EtcdOptions, prefix_end
 from reconciler.loop import Reconciler
 from reconciler.sinks.etcd import EtcdSink, EtcdSinkConfig
 from reconciler.sources import Snapshot
 from tests.helpers import eventually, require_binary, service
-from tests.servers import Daemon, dig_answers, free_port, make_certs, stop_process
+from tests.servers import ROOT, Daemon, dig_answers, free_port, make_certs, stop_process
 
 
 @dataclass
@@ -461,3 +464,72 @@ def test_a_lost_lease_is_replaced_and_the_keys_put_again_without_a_pass(
 
     asyncio.run(scenario())
     assert hosts(etcd) == {"web": "10.0.0.5", "db": "10.0.0.2"}
+
+
+def test_an_etcd_prefix_read_empty_is_held_back_until_an_operator_confirms(
+    tmp_path: Path, etcd: EtcdServer
+) -> None:
+    """The deletion budget with real etcd: another host's records vanish from etcd all at
+    once (the source comes back empty): they stay served, /status, /metrics and the log say
+    so, and `dockzone confirm etcd` lets the removal through."""
+    client = etcd.client()
+    for n in (1, 2, 3):
+        client.put(f"/skydns/docker/peer/x{n}", json.dumps({"host": f"10.0.9.{n}"}))
+    definitions = tmp_path / "definitions"
+    definitions.mkdir()
+    (definitions / "own.yaml").write_text(yaml.safe_dump(service("own", host="10.0.1.1")))
+    daemon = Daemon.start(
+        tmp_path, definitions, "--etcd", etcd.url, "--instance-id", "host-a", "--resync", "3600"
+    )
+    try:
+        peer = [f"peer.docker. 30 IN A 10.0.9.{n}" for n in (1, 2, 3)]
+        eventually(lambda: _answers(daemon, "peer.docker.", peer), 15)
+        prefix = "/skydns/docker/peer/"
+        client.call(
+            "/v3/kv/deleterange",
+            {"key": _b64(prefix), "range_end": prefix_end(prefix)},
+        )
+        held = (
+            "etcd: held back a read that would remove 3 of its 3 records (100%, over "
+            "--max-delete-fraction) after the source came back empty"
+        )
+        eventually(lambda: _logged(daemon, held), 15)
+        assert dig_answers(daemon.port, "peer.docker.") == peer
+        with urllib.request.urlopen(f"http://{daemon.http}/status", timeout=10) as response:
+            status = json.load(response)
+        assert status["sources"]["etcd"]["held"]["removed"] == 3
+        assert status["sources"]["etcd"]["held"]["reason"] == "came back empty"
+        with urllib.request.urlopen(f"http://{daemon.http}/metrics", timeout=10) as response:
+            metrics = response.read().decode()
+        assert 'dockzone_source_deletions_held{source="etcd"} 3.0' in metrics
+
+        confirm = _confirm(daemon, "etcd")
+        assert confirm.returncode == 0, confirm.stdout + confirm.stderr
+        assert confirm.stdout.startswith("confirmed: " + held), confirm.stdout
+        eventually(lambda: _answers(daemon, "peer.docker.", []), 15)
+        assert dig_answers(daemon.port, "own.docker.") == ["own.docker. 30 IN A 10.0.1.1"]
+        again = _confirm(daemon)
+        assert again.returncode == 1
+        assert "no read is held back" in again.stderr
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+
+
+def _confirm(daemon: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
+    """``dockzone confirm ARGS`` against the daemon's HTTP API."""
+    command = [sys.executable, "-m", "reconciler", "confirm", *args, "--http", daemon.http]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
+    )
+
+
+def _answers(daemon: Daemon, name: str, expected: list[str]) -> None:
+    assert dig_answers(daemon.port, name) == expected
+
+
+def _logged(daemon: Daemon, text: str) -> None:
+    assert text in daemon.output()
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()

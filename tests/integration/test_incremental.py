@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from tests.helpers import assert_zone_files_valid, eventually, service
-from tests.servers import ROOT, Daemon, dig_answers
+from tests.servers import EXAMPLE_DOMAINS, ROOT, Daemon, dig_answers
 
 
 def _zone_bodies(directory: Path) -> dict[str, list[str]]:
@@ -30,7 +30,7 @@ def _zone_bodies(directory: Path) -> dict[str, list[str]]:
     }
 
 
-def _render(definitions: Path, zones: Path) -> None:
+def _render(definitions: Path, zones: Path, domains: tuple[str, ...] = EXAMPLE_DOMAINS) -> None:
     subprocess.run(
         [
             sys.executable,
@@ -41,6 +41,7 @@ def _render(definitions: Path, zones: Path) -> None:
             str(definitions),
             "--zones",
             str(zones),
+            *domains,
         ],
         check=True,
         capture_output=True,
@@ -72,7 +73,7 @@ def _metric(daemon: Daemon, name: str) -> list[str]:
 def test_zone_files_equal_a_fresh_render_after_edits(tmp_path: Path) -> None:
     definitions = tmp_path / "definitions"
     shutil.copytree(ROOT / "manifests" / "examples", definitions)
-    daemon = Daemon.start(tmp_path, definitions, "--log-level", "DEBUG")
+    daemon = Daemon.start(tmp_path, definitions, "--log-level", "DEBUG", *EXAMPLE_DOMAINS)
     try:
         big = definitions / "big.yaml"
         docs = [
@@ -162,3 +163,40 @@ def _more_passes(daemon: Daemon, before: int) -> None:
 
 def _answers(daemon: Daemon, name: str, address: str) -> None:
     assert dig_answers(daemon.port, name) == [f"{name} 30 IN A {address}"]
+
+
+def test_warm_start_takes_saved_zones_only_while_their_files_are_unchanged(
+    tmp_path: Path,
+) -> None:
+    """A clean stop saves the served zones; a zone file rewritten while the daemon is
+    stopped is served from the file, the unchanged ones from what was saved."""
+    definitions = tmp_path / "definitions"
+    definitions.mkdir()
+    web = definitions / "web.yaml"
+    web.write_text(yaml.safe_dump(service("web", dns_name="web", host="198.18.5.5")))
+    (definitions / "db.yaml").write_text(
+        yaml.safe_dump(service("db", dns_name="db", host="198.18.7.7"))
+    )
+    daemon = Daemon.start(tmp_path, definitions)
+    assert daemon.stop() == 0
+    zones = tmp_path / "zones"
+    assert (zones / ".dockzone-served").exists()
+    # while stopped, web moves within its /24 and `dockzone render` rewrites db.docker and
+    # that reverse zone; the reverse zone of db stays as it was saved
+    web.write_text(yaml.safe_dump(service("web", dns_name="web", host="198.18.5.6")))
+    _render(definitions, zones, domains=())  # the daemon's settings: the default domain
+    (tmp_path / "dockzone.log").write_text("")
+    daemon = Daemon.start(tmp_path, definitions, first_pass=False)
+    try:
+        found = re.search(r"warm start: serving (\d+) zones .*, (\d+) as saved", daemon.output())
+        assert found is not None, daemon.output()
+        assert int(found[2]) == int(found[1]) - 2
+        assert dig_answers(daemon.port, "web.docker.") == ["web.docker. 30 IN A 198.18.5.6"]
+        assert dig_answers(daemon.port, "6.5.18.198.in-addr.arpa.", "PTR") == [
+            "6.5.18.198.in-addr.arpa. 30 IN PTR web.docker."
+        ]
+        assert dig_answers(daemon.port, "7.7.18.198.in-addr.arpa.", "PTR") == [
+            "7.7.18.198.in-addr.arpa. 30 IN PTR db.docker."
+        ]
+    finally:
+        daemon.stop()

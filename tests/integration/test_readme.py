@@ -41,6 +41,10 @@ def test_readme_main_command_serves_the_examples(tmp_path: Path) -> None:
                 "redis.docker. 30 IN A 172.17.0.2",
                 "redis.docker. 30 IN A 172.17.0.3",
             ]
+            # hack/run configures the examples' second zone (a definition cannot add one)
+            assert dig_answers(port, "6.rails.staging.east.skydns.local", "AAAA") == [
+                "6.rails.staging.east.skydns.local. 30 IN AAAA 2003::8:1"
+            ]
 
         eventually(answers, timeout=60)
         # the server answers first, the zone files are written right after

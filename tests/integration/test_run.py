@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.helpers import assert_zone_files_valid, eventually, service
-from tests.servers import ROOT, Daemon, dig_answers, query
+from tests.servers import EXAMPLE_DOMAINS, ROOT, Daemon, dig_answers, query
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     workdir = tmp_path_factory.mktemp("run")
     definitions = workdir / "definitions"
     shutil.copytree(ROOT / "manifests" / "examples", definitions)
-    running = Daemon.start(workdir, definitions, "--log-level", "DEBUG")
+    running = Daemon.start(workdir, definitions, "--log-level", "DEBUG", *EXAMPLE_DOMAINS)
     try:
         yield running
     finally:
@@ -133,6 +133,33 @@ def test_a_broken_edit_keeps_the_last_good_definition(daemon: Daemon) -> None:
     )
     path.unlink()
     eventually(lambda: _expect(daemon, "keep.docker.", []), timeout=10)
+
+
+def test_a_definition_cannot_make_dockzone_authoritative_for_another_zone(
+    daemon: Daemon,
+) -> None:
+    """A ServiceRecord with ``zone: com.`` used to make dockzone serve com. (NXDOMAIN for
+    every forwarded name under it): it is rejected, naming the file, field and flag."""
+    path = daemon.definitions / "hijack.yaml"
+    path.write_text(
+        yaml.safe_dump(service("hijack", dns_name="www.google", zone="com.", host="198.18.0.66"))
+    )
+    try:
+        eventually(
+            lambda: _logged(
+                daemon,
+                "hijack.yaml#0 spec.zone: zone com. is not served (the configured domains are "
+                "docker., skydns.local.); to serve it, add --domain com.",
+            ),
+            timeout=10,
+        )
+        _settle(daemon)
+        assert not (daemon.zones / "db.com").exists()
+        response = query("127.0.0.1", daemon.port, "www.google.com.", "A")
+        assert not response.flags & dns.flags.AA
+        assert response.rcode() == dns.rcode.REFUSED  # --no-rec: not ours, not forwarded
+    finally:
+        path.unlink()
 
 
 def test_sighup_forces_a_pass_that_writes_nothing(daemon: Daemon) -> None:

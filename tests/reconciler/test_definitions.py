@@ -101,6 +101,9 @@ INVALID = [
     ({"name": "w", "zone": "bad zone", "host": "10.0.0.1"}, "spec.zone:"),
     ({"name": "w"}, "spec.host: is required (unless spec.text is given)"),
     ({"name": "w", "host": "not_an ip"}, "spec.host: must be an IPv4/IPv6 address or a host name"),
+    ({"name": "w", "host": "10.0.0.300"}, "spec.host: '10.0.0.300' is not a valid IPv4 address"),
+    ({"name": "w", "host": "10.0.0.300."}, "spec.host: '10.0.0.300.' is not a valid IPv4 address"),
+    ({"name": "w", "host": "10.1", "port": 80}, "spec.host: '10.1' is not a valid IPv4 address"),
     ({"name": "w", "host": "10.0.0.1", "port": 0}, "spec.port: must be 1..65535, not 0"),
     ({"name": "w", "host": "10.0.0.1", "port": 70000}, "spec.port: must be 1..65535, not 70000"),
     (
@@ -266,13 +269,67 @@ def test_dnsendpoint_is_read() -> None:
     assert record.field == "spec.endpoints[0]"
 
 
-def test_dnsendpoint_zone_annotation_admits_other_domains() -> None:
-    doc = endpoint(
-        {"dnsName": "a.example.org", "recordType": "A", "targets": ["10.0.0.1"]},
-        annotations={"dockzone.dev/zone": "example.org"},
-    )
-    [record] = parse_definitions(yaml.safe_dump(doc), "ep.yaml", DEFAULTS).records
+def test_dnsendpoint_zone_annotation_picks_one_of_the_configured_domains() -> None:
+    defaults = NameDefaults(("docker.", "example.org.", "sub.example.org."))
+    item = {"dnsName": "a.sub.example.org", "recordType": "A", "targets": ["10.0.0.1"]}
+    [plain] = parse_definitions(yaml.safe_dump(endpoint(item)), "ep.yaml", defaults).records
+    assert plain.zone == "sub.example.org."
+    doc = endpoint(item, annotations={"dockzone.dev/zone": "example.org"})
+    [record] = parse_definitions(yaml.safe_dump(doc), "ep.yaml", defaults).records
     assert record.zone == "example.org."
+
+
+HIJACKS = [
+    (
+        "servicerecord zone",
+        service("web", dns_name="www", zone="com.", host="10.0.0.1"),
+        "defs/web.yaml#0 spec.zone: zone com. is not served (the configured domains are "
+        "docker., skydns.local.); to serve it, add --domain com. (or com. to the config "
+        "file's domain list)",
+    ),
+    (
+        "servicerecord zone without its dot",
+        service("web", dns_name="www.google.com.", zone="COM", host="10.0.0.1"),
+        "defs/web.yaml#0 spec.zone: zone com. is not served",
+    ),
+    (
+        "servicerecord absolute name",
+        service("web", dns_name="www.google.com.", host="10.0.0.1"),
+        "defs/web.yaml#0 spec.name: www.google.com. is outside every configured domain "
+        "(docker., skydns.local.); add its zone with --domain",
+    ),
+    (
+        "dnsendpoint annotation",
+        endpoint(
+            {"dnsName": "www.google.com", "recordType": "A", "targets": ["10.0.0.1"]},
+            annotations={"dockzone.dev/zone": "com"},
+        ),
+        "defs/web.yaml#0 metadata.annotations.dockzone.dev/zone: zone com. is not served",
+    ),
+]
+
+
+@pytest.mark.parametrize(("doc", "message"), [h[1:] for h in HIJACKS], ids=[h[0] for h in HIJACKS])
+def test_a_zone_that_is_not_configured_is_an_error_naming_the_flag(
+    doc: dict[str, Any], message: str
+) -> None:
+    """Zones come from the configuration: a definition cannot make dockzone authoritative
+    for com. (and so answer NXDOMAIN for every name it used to forward)."""
+    errors = errors_of(doc)
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(message), errors
+
+
+def test_a_configured_zone_is_taken_and_the_others_in_the_file_still_count() -> None:
+    text = yaml.safe_dump_all(
+        [
+            service("hijack", dns_name="www", zone="com.", host="10.0.0.1"),
+            service("ok", dns_name="www", zone="skydns.local.", host="10.0.0.2"),
+        ]
+    )
+    found = parse_definitions(text, "defs/web.yaml", DEFAULTS)
+    assert [str(e).split(":")[0] for e in found.errors] == ["defs/web.yaml#0 spec.zone"]
+    assert [(r.name, r.zone) for r in found.records] == [("www.skydns.local.", "skydns.local.")]
 
 
 @pytest.mark.parametrize(
@@ -304,6 +361,14 @@ def test_dnsendpoint_zone_annotation_admits_other_domains() -> None:
             "a CNAME has exactly one target",
         ),
         (
+            {"dnsName": "a.docker", "recordType": "CNAME", "targets": ["10.0.0.300"]},
+            "spec.endpoints[0].targets[0]: '10.0.0.300' is not a valid IPv4 address",
+        ),
+        (
+            {"dnsName": "a.docker", "recordType": "SRV", "targets": ["1 2 80 10.0.0.300"]},
+            "spec.endpoints[0].targets[0]: '10.0.0.300' is not a valid IPv4 address",
+        ),
+        (
             {"dnsName": "a.docker", "recordType": "SRV", "targets": ["1 2 x.example"]},
             "must be 'priority weight port host'",
         ),
@@ -332,6 +397,8 @@ def test_dnsendpoint_zone_annotation_admits_other_domains() -> None:
         "a-v6",
         "aaaa-v4",
         "cname-2",
+        "cname-typo",
+        "srv-typo",
         "srv-short",
         "srv-port",
         "mx",

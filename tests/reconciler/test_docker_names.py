@@ -180,6 +180,17 @@ def test_containers_without_an_address_are_reported_not_published() -> None:
     assert [r.host for r in records] == ["192.0.2.10"]
 
 
+def test_a_mistyped_address_label_is_reported() -> None:
+    records, problems = container_records(
+        summary(labels={"com.dnsdock.ip_addr": "10.0.0.300"}), inspect(), OPTIONS, DEFAULTS
+    )
+    assert problems == [
+        "container web1 (0123456789ab): com.dnsdock.ip_addr '10.0.0.300' is not a valid "
+        "IPv4 address"
+    ]
+    assert [r.host for r in records] == ["172.20.0.5"]  # the label is ignored, as before
+
+
 def test_an_address_that_is_not_one_is_not_published() -> None:
     nets = {"odd": {"IPAddress": "10.0.0.300", "IPPrefixLen": 24}}
     records, problems = container_records(summary(networks=nets), inspect(), OPTIONS, DEFAULTS)

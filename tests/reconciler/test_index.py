@@ -27,12 +27,13 @@ NAMES = [
     "east.skydns.local.",
     "x.example.org.",
     "outside.test.",
+    "y.sub.docker.",
 ]
 HOSTS = ["", "10.0.1.5", "10.0.1.6", "10.0.2.7", "2001:db8::1", "service1.example.com."]
 
 
 def _zone(name: str) -> str:
-    for zone in ("docker.", "skydns.local.", "example.org."):
+    for zone in ("sub.docker.", "docker.", "skydns.local.", "example.org."):
         if name.endswith(zone):
             return zone
     return "test."
@@ -65,7 +66,13 @@ def records(draw: st.DrawFn, owner: str) -> Record:
         ttl=draw(st.sampled_from([None, 10, 60])),
         text=text,
         group=draw(st.sampled_from(["", "", "g1", "g2"])),
-        aliases=tuple(draw(st.lists(st.sampled_from(["db.docker.", "x.nowhere."]), max_size=1))),
+        aliases=tuple(
+            draw(
+                st.lists(
+                    st.sampled_from(["db.docker.", "x.nowhere.", "z.example.org."]), max_size=1
+                )
+            )
+        ),
         mail=draw(st.booleans()),
     )
 
@@ -115,8 +122,8 @@ def _check_sequence(sequence: list[dict[str, tuple[Record, ...]]]) -> None:
         assert index.conflicts == full.conflicts
         # the plan is exactly the difference between the zones before and after
         expected = plan.calculate(before, full.zones)  # type: ignore[arg-type]
-        assert [(z.origin, z.rrsets) for z in changes.zones] == [
-            (z.origin, z.rrsets) for z in expected.zones
+        assert [(z.origin, z.action, z.rrsets) for z in changes.zones] == [
+            (z.origin, z.action, z.rrsets) for z in expected.zones
         ]
         for origin, zone in index.zones.items():
             assert dict(zone.provenance) == dict(full.zones[origin].provenance), origin

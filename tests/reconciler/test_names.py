@@ -89,3 +89,23 @@ def test_next_serial() -> None:
     assert next_serial(1000, 1000) == 1001
     assert next_serial(2000, 1000) == 2001
     assert next_serial(2**32 - 1, 10) == 10
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("10.0.0.300", "'10.0.0.300' is not a valid IPv4 address (nor a host name"),
+        ("10.0.0.300.", "'10.0.0.300.' is not a valid IPv4 address"),
+        ("10.1", "'10.1' is not a valid IPv4 address"),
+        ("1.2.3.4.5", "'1.2.3.4.5' is not a valid IPv4 address"),
+        ("db.example.com", None),
+        ("web1.docker.", None),
+        ("10.0.0.1x", None),
+        ("3com.net", None),
+    ],
+    ids=str,
+)
+def test_an_all_numeric_last_label_is_an_address_typo(text: str, problem: str | None) -> None:
+    """RFC 1123 2.1: a host name's last label is never all-numeric."""
+    found = names.address_typo(text)
+    assert found == problem if problem is None else found and found.startswith(problem)

@@ -217,6 +217,16 @@ def test_a_record_outside_every_domain_is_invalid() -> None:
         records_from_cr(cr("x", name="web.example.org.", host="10.0.0.1"), DEFAULTS)
 
 
+def test_a_record_in_a_zone_the_operator_does_not_serve_is_invalid() -> None:
+    """The same rule as for files and the API: --domain decides the zones, not a CR."""
+    operator = Operator()
+    with pytest.raises(kopf.PermanentError) as caught:
+        operator.change(cr("hijack", name="www.google", zone="com.", host="10.0.0.1"))
+    assert "spec.zone: zone com. is not served" in str(caught.value)
+    assert "add --domain com." in str(caught.value)
+    assert operator.source.load().records == ()
+
+
 def test_handled_records_become_valid_zone_files(zones_dir: Path) -> None:
     """The whole path: CR bodies -> handlers -> source -> one reconciler pass -> db.* files
     (named-checkzone runs on them in the zones_dir fixture)."""

@@ -138,6 +138,10 @@ def test_another_hosts_entry_becomes_a_record() -> None:
         skydns.record_from_entry("/skydns/local/x", "{}", "/skydns", ("docker.",))
     with pytest.raises(ValueError, match="port"):
         skydns.record_from_entry("/skydns/docker/x", '{"port": 70000}', "/skydns", ("docker.",))
+    with pytest.raises(ValueError, match=r"host '10\.0\.0\.300' is not a valid IPv4 address"):
+        skydns.record_from_entry(
+            "/skydns/docker/x", '{"host": "10.0.0.300"}', "/skydns", ("docker.",)
+        )
 
 
 def test_rfc2136_manages_records_below_the_apex_but_not_soa_ns_or_glue() -> None:

@@ -11,10 +11,13 @@ from reconciler.definitions import NameDefaults, parse_definitions
 from tests.helpers import service
 
 
-def zones(*docs: dict[str, object], **settings: object) -> ZoneSet:
-    found = parse_definitions(yaml.safe_dump_all(list(docs)), "d.yaml", NameDefaults())
+def zones(
+    *docs: dict[str, object], domains: tuple[str, ...] = ("docker.",), **settings: object
+) -> ZoneSet:
+    found = parse_definitions(yaml.safe_dump_all(list(docs)), "d.yaml", NameDefaults(domains))
     assert not found.errors
-    return build(found.records, ZoneSettings(reverse=False, **settings)).zones  # type: ignore[arg-type]
+    zone_settings = ZoneSettings(domains=domains, reverse=False, **settings)  # type: ignore[arg-type]
+    return build(found.records, zone_settings).zones
 
 
 def summary(changes: plan.Changes) -> list[tuple[str, str, str, str]]:
@@ -58,7 +61,12 @@ def test_ttl_or_data_change_is_a_changed_rrset() -> None:
 
 
 def test_removal_and_zone_deletion() -> None:
-    before = zones(service("web", host="10.0.0.1"), service("x", zone="other.", host="10.0.0.2"))
+    """A zone goes when its domain leaves the configuration (a definition cannot add one)."""
+    before = zones(
+        service("web", host="10.0.0.1"),
+        service("x", zone="other.", host="10.0.0.2"),
+        domains=("docker.", "other."),
+    )
     after = zones(service("web", host="10.0.0.1"))
     changes = plan.calculate(before, after)
     assert [(z.origin, z.action) for z in changes.zones] == [("other.", "delete")]
