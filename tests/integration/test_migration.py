@@ -18,7 +18,7 @@ from reconciler import daemon
 from reconciler.config import resolve
 from reconciler.sources import Snapshot
 from tests.helpers import assert_zone_files_valid, eventually, service
-from tests.servers import Daemon, NamedServer, dig, dig_answers, free_port, query
+from tests.servers import EXAMPLE_DOMAINS, Daemon, NamedServer, dig, dig_answers, free_port, query
 
 LAN_ZONE = """\
 $ORIGIN lan.test.
@@ -166,7 +166,7 @@ def test_a_skydns_host_name_service_answers_a_with_the_chased_cname(
     port, http = free_port(), f"127.0.0.1:{free_port()}"
     command = ["run", f"--definitions={definitions}", f"--zones={tmp_path / 'zones'}"]
     command += [f"--dns=127.0.0.1:{port}", f"--http={http}", "--docker=off"]
-    command += [f"--nameserver=127.0.0.1:{upstream.port}"]
+    command += [f"--nameserver=127.0.0.1:{upstream.port}", *EXAMPLE_DOMAINS]
     daemon = Daemon.start_command(tmp_path, command, port=port, http=http)
     try:
         assert dig_answers(port, "1.rails.production.east.skydns.local.") == [
