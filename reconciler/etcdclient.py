@@ -15,6 +15,7 @@ import json
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,43 @@ class EtcdClient:
         ]
         return revision, result
 
+    def watch_prefix(
+        self, prefix: str, start_revision: int, *, idle: float = 1.0
+    ) -> Iterator[tuple[int, list[tuple[KeyValue, bool]]]]:
+        """Follow the changes under ``prefix`` from ``start_revision`` (``/v3/watch``): one
+        (header revision, [(key value, deleted)]) per message as etcd sends it, the first
+        one (the watch created) without changes. Ends quietly after ``idle`` seconds
+        without a message (call again from the next revision). Raises ``EtcdCompacted``
+        when ``start_revision`` was compacted away, ``EtcdError`` when etcd cannot be
+        reached or cancels the watch."""
+        create = {
+            "key": _b64(prefix),
+            "range_end": prefix_end(prefix),
+            "start_revision": str(start_revision),
+        }
+        if self.options.user and self._token is None:
+            self._authenticate()
+        data = json.dumps({"create_request": create}).encode("utf-8")
+        failures = []
+        for url in self.options.endpoints:
+            request = urllib.request.Request(url + "/v3/watch", data=data, method="POST")
+            request.add_header("Content-Type", "application/json")
+            if self._token:
+                request.add_header("Authorization", self._token)
+            try:
+                response = urllib.request.urlopen(request, timeout=idle, context=self._tls())
+            except urllib.error.HTTPError as exc:
+                if self._token:
+                    self._token = None  # perhaps expired: the next call authenticates
+                raise EtcdError(f"etcd at {url}: /v3/watch: HTTP {exc.code}") from exc
+            except (urllib.error.URLError, OSError) as exc:
+                failures.append(f"{url}: {getattr(exc, 'reason', exc)}")
+                continue
+            with response:
+                yield from _watch_messages(url, response)
+            return
+        raise EtcdError("etcd unreachable: " + "; ".join(failures))
+
     def put(self, key: str, value: str, lease: int = 0) -> None:
         body: dict[str, Any] = {"key": _b64(key), "value": _b64(value)}
         if lease:
@@ -196,6 +234,46 @@ class EtcdClient:
 
     def lease_revoke(self, lease: int) -> None:
         self.call("/v3/lease/revoke", {"ID": str(lease)})
+
+
+class EtcdCompacted(EtcdError):
+    """A watch asked for revisions etcd has compacted away: read afresh."""
+
+
+def _watch_messages(url: str, response: Any) -> Iterator[tuple[int, list[tuple[KeyValue, bool]]]]:
+    """The messages of one watch response stream (one JSON object per line)."""
+    while True:
+        try:
+            line = response.readline()
+        except (TimeoutError, OSError, ValueError):  # quiet for the idle time, or cut
+            return
+        if not line:
+            return
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return
+        result = message.get("result") if isinstance(message, dict) else None
+        if not isinstance(result, dict):
+            raise EtcdError(f"etcd at {url}: /v3/watch: {message.get('error', message)}")
+        if int(result.get("compact_revision", 0) or 0):
+            raise EtcdCompacted(f"etcd at {url}: watched revisions were compacted")
+        if result.get("canceled"):
+            raise EtcdError(f"etcd at {url}: watch canceled: {result.get('cancel_reason', '')}")
+        revision = int(result.get("header", {}).get("revision", 0))
+        changes = [
+            (
+                KeyValue(
+                    _unb64(event["kv"]["key"]),
+                    _unb64(event["kv"].get("value", "")),
+                    int(event["kv"].get("lease", 0)),
+                    int(event["kv"].get("mod_revision", 0)),
+                ),
+                event.get("type") == "DELETE",
+            )
+            for event in result.get("events") or ()
+        ]
+        yield revision, changes
 
 
 class _AuthExpired(Exception):

@@ -213,6 +213,43 @@ def test_two_hosts_each_answer_for_both_and_a_killed_host_expires(
         b.stop()
 
 
+def test_another_writers_change_answers_here_at_once(tmp_path: Path, etcd: EtcdServer) -> None:
+    """The etcd source follows /v3/watch: another host's key, put or changed, answers here
+    within a fraction of a second (polling took up to a second more), and a key deleted
+    goes as fast; none of it reads the prefix again."""
+    a = host(tmp_path / "a", etcd, "host-a", service("web-a", host="10.0.1.1"))
+    client = etcd.client()
+    try:
+        eventually(lambda: _answers(a, "web-a.docker.", ["web-a.docker. 30 IN A 10.0.1.1"]), 15)
+        reads_before = a.output().count("etcd source: read")
+        delays = []
+        for n in range(1, 6):
+            started = time.monotonic()
+            client.put("/skydns/docker/peer/x1", json.dumps({"host": f"10.0.9.{n}"}))
+            expected = [f"peer.docker. 30 IN A 10.0.9.{n}"]
+            while dig_answers(a.port, "peer.docker.") != expected:
+                assert time.monotonic() - started < 5, a.output()
+                time.sleep(0.005)
+            delays.append(time.monotonic() - started)
+        print(f"another writer's put -> answered here: {sorted(delays)}")
+        assert sorted(delays)[2] < 0.3, delays
+        client.put("/skydns/docker/peer/x2", json.dumps({"host": "10.0.9.20"}))
+        eventually(
+            lambda: _answers(
+                a,
+                "peer.docker.",
+                ["peer.docker. 30 IN A 10.0.9.20", "peer.docker. 30 IN A 10.0.9.5"],
+            ),
+            5,
+            0.01,
+        )
+        client.delete("/skydns/docker/peer/x2")
+        eventually(lambda: _answers(a, "peer.docker.", ["peer.docker. 30 IN A 10.0.9.5"]), 5, 0.01)
+        assert a.output().count("etcd source: read") == reads_before, a.output()
+    finally:
+        assert a.stop() == 0, a.output()
+
+
 def test_user_and_password_auth(etcd: EtcdServer) -> None:
     admin = etcd.client()
     admin.call("/v3/auth/role/add", {"name": "root"})
