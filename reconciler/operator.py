@@ -6,6 +6,11 @@ loop is woken; the loop writes the zone files a CoreDNS sidecar serves. Each han
 ``status``: ``observedGeneration``, the ``fqdns`` the record answers at, and the conditions
 ``Ready`` and ``Invalid`` (with every validation problem in the message).
 
+Services annotated ``dockzone.dev/hostname`` (external-dns's habit) are published too
+(``records_from_service``): their load-balancer or cluster addresses as A/AAAA (a load
+balancer's host name, an ExternalName: CNAME), named ports as SRV. They are followed with
+a kopf event handler, which writes nothing on the Service.
+
 Errors map onto kopf's: a ``DefinitionProblems`` is a ``kopf.PermanentError`` (retrying
 cannot help; the next change of the CR is handled again), a ``TransientError`` a
 ``kopf.TemporaryError``. Delete handlers are optional (no finalizer): the source is rebuilt
@@ -41,7 +46,7 @@ from reconciler.core.model import Owner, Record, ServiceRecord
 from reconciler.core.triggers import Wakeup
 from reconciler.daemon import make_sinks
 from reconciler.definitions import DefinitionProblems, NameDefaults, from_document
-from reconciler.errors import TransientError
+from reconciler.errors import DefinitionError, TransientError
 from reconciler.loop import Reconciler, resync_timer
 from reconciler.sources.kubernetes import KubernetesSource
 
@@ -87,6 +92,79 @@ def records_from_cr(body: Mapping[str, Any], defaults: NameDefaults) -> tuple[Re
     found = from_document(document, key, 0, defaults)
     owner = Owner("kubernetes", f"servicerecord/{key}")
     return tuple(dataclasses.replace(record, owner=owner) for record in found.records)
+
+
+HOSTNAME_ANNOTATION = "dockzone.dev/hostname"
+"""On a Service: the names to publish it at, comma-separated (external-dns's habit)."""
+
+
+def records_from_service(body: Mapping[str, Any], defaults: NameDefaults) -> tuple[Record, ...]:
+    """The records of one Service annotated ``dockzone.dev/hostname``, owned by
+    ``kubernetes service/ns/name``; empty when it is not annotated or has no address yet.
+
+    At each name of the annotation: the load balancer's ingress addresses (A/AAAA) or
+    host name (CNAME) when it has them, else the cluster IPs (none when headless); an
+    ExternalName Service is a CNAME to its external name. Each named port is an SRV at
+    ``_<port>._<protocol>.<name>`` pointing at the name. The records go through the same
+    validation as a ServiceRecord (a name outside the configured domains is rejected).
+    Raises ``DefinitionProblems`` naming the annotation or field at fault.
+    """
+    meta = body.get("metadata") or {}
+    key = f"service/{object_key(meta)}"
+    annotation = (meta.get("annotations") or {}).get(HOSTNAME_ANNOTATION)
+    if not annotation:
+        return ()
+    where = f"metadata.annotations[{HOSTNAME_ANNOTATION}]"
+    spec = body.get("spec") or {}
+    if spec.get("type") == "ExternalName":
+        targets = [str(spec.get("externalName") or "")]
+    else:
+        ingress = ((body.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        targets = [str(i.get("ip") or i.get("hostname") or "") for i in ingress]
+        if not any(targets):
+            ips = spec.get("clusterIPs") or [spec.get("clusterIP")]
+            targets = [str(ip) for ip in ips if ip and ip != "None"]
+    targets = [target for target in targets if target]
+    ports = [
+        port
+        for port in spec.get("ports") or []
+        if isinstance(port, Mapping) and port.get("name") and port.get("port")
+    ]
+    documents: list[tuple[str, dict[str, Any]]] = []
+    for hostname in (name.strip() for name in str(annotation).split(",")):
+        if not hostname:
+            continue
+        name = hostname.rstrip(".") + "."
+        for target in targets:
+            documents.append((where, {"name": name, "host": target}))
+        if targets:
+            for port in ports:
+                protocol = str(port.get("protocol") or "TCP").lower()
+                srv = f"_{port['name']}._{protocol}.{name}"
+                body_of = {"name": srv, "host": name, "port": port["port"], "protocol": protocol}
+                documents.append((f"spec.ports[{port['name']}]", body_of))
+    records: list[Record] = []
+    errors: list[DefinitionError] = []
+    owner = Owner("kubernetes", key)
+    for field, spec_of in documents:
+        document = {
+            "apiVersion": "dockzone.dev/v1alpha1",
+            "kind": "ServiceRecord",
+            "metadata": {"name": meta.get("name")},
+            "spec": spec_of,
+        }
+        try:
+            found = from_document(document, key, 0, defaults)
+        except DefinitionProblems as problems:
+            errors.extend(
+                DefinitionError(key, None, field, f"{spec_of['name']}: {error.problem}")
+                for error in problems.errors
+            )
+            continue
+        records.extend(dataclasses.replace(record, owner=owner) for record in found.records)
+    if errors:
+        raise DefinitionProblems(errors)
+    return tuple(records)
 
 
 def fqdns(records: tuple[Record, ...]) -> list[str]:
@@ -201,8 +279,31 @@ class RecordHandlers:
         if self.source.remove(key):
             self.wakeup.set(f"servicerecord {key} deleted")
 
+    async def service_event(self, event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        """Any watch event of a Service: hold the records its ``dockzone.dev/hostname``
+        annotation asks for (none: forget them) and wake the loop. An event handler, so
+        kopf writes nothing on the Service (read-only, as external-dns)."""
+        key = f"service/{object_key(body.get('metadata') or {})}"
+        if event.get("type") == "DELETED":
+            if self.source.remove(key):
+                self.wakeup.set(f"{key} deleted")
+            return
+        try:
+            records = records_from_service(body, self.defaults)
+        except DefinitionProblems as problems:
+            message = problems_text(problems)
+            log.warning("%s: %s", key, message)
+            self.source.invalid(key, message)
+            return
+        if not records:
+            if self.source.remove(key):
+                self.wakeup.set(f"{key} unpublished")
+        elif self.source.put(key, records):
+            self.wakeup.set(key)
+
     def register(self, registry: kopf.OperatorRegistry) -> None:
         """Register the handlers (and a login) on ``registry``."""
+        kopf.on.event("v1", "services", registry=registry, id="service")(self.service_event)
         resource = (GROUP, VERSION, PLURAL)
         changed = self.changed
         for decorate in (kopf.on.create, kopf.on.update, kopf.on.resume):

@@ -18,7 +18,8 @@ from reconciler.sources import Snapshot
 
 
 class KubernetesSource:
-    """Records of ServiceRecord CRs, by ``namespace/name``; safe to use from any thread."""
+    """Records of ServiceRecord CRs, by ``namespace/name``, and of annotated Services, by
+    ``service/namespace/name``; safe to use from any thread."""
 
     name = "kubernetes"
 
@@ -58,7 +59,8 @@ class KubernetesSource:
         with self._lock:
             groups = dict(self._records)
             problems = tuple(
-                f"servicerecord {key}: {problem}" for key, problem in sorted(self._problems.items())
+                f"{key if key.startswith('service/') else 'servicerecord ' + key}: {problem}"
+                for key, problem in sorted(self._problems.items())
             )
         return Snapshot(groups, True, problems)
 

@@ -342,3 +342,142 @@ def test_a_leader_whose_lease_is_taken_stops_holding() -> None:
         return leader.leading
 
     assert asyncio.run(scenario()) is False
+
+
+def k8s_service(
+    name: str,
+    hostname: str | None,
+    *,
+    namespace: str = "default",
+    cluster_ip: str = "10.96.0.10",
+    ports: list[dict[str, Any]] | None = None,
+    ingress: list[dict[str, str]] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A core/v1 Service as the API server hands it to kopf."""
+    annotations = {"dockzone.dev/hostname": hostname} if hostname is not None else {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": f"uid-{name}",
+            "resourceVersion": "99",
+            "annotations": annotations,
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": cluster_ip,
+            "clusterIPs": [cluster_ip],
+            "ports": ports if ports is not None else [],
+            **spec,
+        },
+        "status": {"loadBalancer": {"ingress": ingress} if ingress else {}},
+    }
+
+
+def service_event(operator: Operator, raw: dict[str, Any], kind: str = "MODIFIED") -> None:
+    """Call the Service event handler as kopf does for a watch event."""
+    body = kopf.Body(copy.deepcopy(raw))
+    event = {"type": kind, "object": copy.deepcopy(raw)}
+    asyncio.run(operator.handlers.service_event(event=event, body=body, logger=None))
+
+
+def _published(operator: Operator) -> list[tuple[str, str, int | None]]:
+    return sorted((r.name, r.host, r.port) for r in operator.source.load().records)  # type: ignore[union-attr]
+
+
+def test_an_annotated_service_publishes_its_cluster_ip_and_named_ports() -> None:
+    operator = Operator()
+    ports = [
+        {"name": "http", "port": 80, "protocol": "TCP"},
+        {"name": "dns", "port": 53, "protocol": "UDP"},
+        {"port": 9090},  # unnamed: no SRV
+    ]
+    service_event(operator, k8s_service("web", "web.docker", ports=ports), "ADDED")
+    assert _published(operator) == [
+        ("_dns._udp.web.docker.", "web.docker.", 53),
+        ("_http._tcp.web.docker.", "web.docker.", 80),
+        ("web.docker.", "10.96.0.10", None),
+    ]
+    owners = {r.owner for r in operator.source.load().records}
+    assert owners == {Owner("kubernetes", "service/default/web")}
+
+
+def test_a_load_balancer_is_published_by_its_ingress_and_a_host_name_as_cname() -> None:
+    operator = Operator()
+    lb = k8s_service(
+        "lb", "lb.docker,www.docker", type="LoadBalancer", ingress=[{"ip": "203.0.113.7"}]
+    )
+    service_event(operator, lb)
+    assert _published(operator) == [
+        ("lb.docker.", "203.0.113.7", None),
+        ("www.docker.", "203.0.113.7", None),
+    ]
+    elb = k8s_service(
+        "elb", "elb.docker", type="LoadBalancer", ingress=[{"hostname": "abc.elb.example."}]
+    )
+    service_event(operator, elb)
+    assert ("elb.docker.", "abc.elb.example.", None) in _published(operator)
+    external = k8s_service("ext", "ext.docker", type="ExternalName", externalName="db.example.org")
+    service_event(operator, external)
+    assert ("ext.docker.", "db.example.org.", None) in _published(operator)
+
+
+def test_a_service_without_the_annotation_or_an_address_publishes_nothing() -> None:
+    operator = Operator()
+    service_event(operator, k8s_service("plain", None))
+    service_event(operator, k8s_service("headless", "headless.docker", cluster_ip="None"))
+    pending = k8s_service("pending", "pending.docker", type="LoadBalancer", cluster_ip="")
+    service_event(operator, pending)
+    assert operator.source.load().records == ()
+
+
+def test_removing_the_annotation_or_the_service_unpublishes_it() -> None:
+    operator = Operator()
+    service_event(operator, k8s_service("web", "web.docker"), "ADDED")
+    assert _published(operator) == [("web.docker.", "10.96.0.10", None)]
+    service_event(operator, k8s_service("web", None))
+    assert operator.source.load().records == ()
+    service_event(operator, k8s_service("web", "web.docker"))
+    service_event(operator, k8s_service("web", "web.docker"), "DELETED")
+    assert operator.source.load().records == ()
+
+
+def test_a_service_name_outside_the_served_zones_is_a_problem_naming_the_annotation() -> None:
+    operator = Operator()
+    service_event(operator, k8s_service("web", "web.docker"))
+    service_event(operator, k8s_service("web", "web.example.com"))
+    (problem,) = operator.source.load().problems
+    assert problem.startswith(
+        "service/default/web: metadata.annotations[dockzone.dev/hostname]: web.example.com.:"
+    ), problem
+    # the last valid version stays served
+    assert _published(operator) == [("web.docker.", "10.96.0.10", None)]
+
+
+def test_annotated_services_become_valid_zone_files(zones_dir: Path) -> None:
+    operator = Operator()
+    ports = [{"name": "http", "port": 80, "protocol": "TCP"}]
+    service_event(operator, k8s_service("web", "web.docker", ports=ports))
+    service_event(
+        operator,
+        k8s_service(
+            "elb", "elb.docker", type="LoadBalancer", ingress=[{"hostname": "abc.elb.example."}]
+        ),
+    )
+    reconciler = Reconciler(operator.source, ZoneSettings(), [ZoneFileSink(zones_dir)])
+    assert asyncio.run(reconciler.run_once()).errors == []
+    lines = {" ".join(line.split()) for line in (zones_dir / "db.docker").read_text().splitlines()}
+    assert "web.docker. 30 IN A 10.96.0.10" in lines
+    assert "_http._tcp.web.docker. 30 IN SRV 10 100 80 web.docker." in lines
+    assert "elb.docker. 30 IN CNAME abc.elb.example." in lines
+
+
+def test_the_service_handler_is_registered_as_a_read_only_event_handler() -> None:
+    registry = kopf.OperatorRegistry()
+    Operator().handlers.register(registry)
+    handlers = registry._watching.get_all_handlers()
+    ids = {handler.id for handler in handlers}
+    assert "service" in ids, ids
