@@ -246,6 +246,25 @@ def test_another_writers_change_answers_here_at_once(tmp_path: Path, etcd: EtcdS
         client.delete("/skydns/docker/peer/x2")
         eventually(lambda: _answers(a, "peer.docker.", ["peer.docker. 30 IN A 10.0.9.5"]), 5, 0.01)
         assert a.output().count("etcd source: read") == reads_before, a.output()
+        # two instances: b's definitions change, a answers b's new address
+        b = host(tmp_path / "b", etcd, "host-b", service("web-b", host="10.0.2.1"))
+        try:
+            eventually(lambda: _answers(a, "web-b.docker.", ["web-b.docker. 30 IN A 10.0.2.1"]), 15)
+            between = []
+            for n in range(2, 7):
+                expected = [f"web-b.docker. 30 IN A 10.0.2.{n}"]
+                started = time.monotonic()
+                (b.definitions / "services.yaml").write_text(
+                    yaml.safe_dump_all([service("web-b", host=f"10.0.2.{n}")])
+                )
+                while dig_answers(a.port, "web-b.docker.") != expected:
+                    assert time.monotonic() - started < 5, a.output() + b.output()
+                    time.sleep(0.005)
+                between.append(time.monotonic() - started)
+            print(f"host b's definitions written -> answered by host a: {sorted(between)}")
+            assert sorted(between)[2] < 0.5, between
+        finally:
+            b.stop()
     finally:
         assert a.stop() == 0, a.output()
 
