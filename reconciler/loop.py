@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 MAX_LOGGED_CHANGES = 50
 """RR changes logged one per line in a pass; beyond that, a count of RRset changes."""
 
+RETRY_DELAY = 1.0
+"""Seconds between retry passes while a sink keeps failing."""
+
 FULL_REASONS = frozenset({"resync", "SIGHUP", "confirm"})
 """Wakeup reasons that make the next pass a full one."""
 
@@ -95,6 +98,8 @@ class Reconciler:
         self.on_report: list[Callable[[PassReport], None]] = []
         """Called after every pass (metrics)."""
         self._synced: set[str] = set()
+        self._failing: dict[str, str] = {}
+        """The last error of each sink that is failing now."""
         self._done: asyncio.Condition | None = None
         self._reported: set[str] = set()
 
@@ -187,6 +192,8 @@ class Reconciler:
                 self._failed(report, sink, exc)
                 continue
             self._synced.add(sink.name)
+            if self._failing.pop(sink.name, None) is not None:
+                log.warning("%s: converged again", sink.name)
             if sink.name == "dns":
                 report.served = time.monotonic() - started
             for error in getattr(outcome, "errors", ()):
@@ -207,8 +214,15 @@ class Reconciler:
         return report
 
     def _failed(self, report: PassReport, sink: Sink, exc: Exception) -> None:
-        report.errors.append(f"{sink.name}: {exc}")
-        log.error("%s: %s", sink.name, exc)
+        """A sink failed: an error in the log the first time (and when the error changes),
+        at DEBUG while the retry passes keep meeting the same one."""
+        message = f"{sink.name}: {exc}"
+        report.errors.append(message)
+        if self._failing.get(sink.name) != message:
+            log.error("%s", message)
+        else:
+            log.debug("%s (still)", message)
+        self._failing[sink.name] = message
         self._synced.discard(sink.name)
 
     def _compute(
@@ -307,11 +321,27 @@ class Reconciler:
 
     async def run(self, wakeup: Wakeup, stop: asyncio.Event) -> None:
         """Pass, then a pass as soon as a trigger arrives, until ``stop`` is set; triggers
-        that arrive during a pass coalesce into the next one."""
+        that arrive during a pass coalesce into the next one. After a pass that left a sink
+        behind (etcd down, the RFC 2136 primary refusing, a zone file not written), a
+        ``retry`` pass follows every ``RETRY_DELAY`` seconds while it keeps failing (the same
+        error is logged once): the sink converges within about a second of coming back,
+        without waiting for the next change or resync."""
+        loop = asyncio.get_running_loop()
+        retry: asyncio.TimerHandle | None = None
         await self.run_once()
-        while (reasons := await next_wakeup(wakeup, stop)) is not None:
+        while True:
+            if retry is not None:
+                retry.cancel()
+                retry = None
+            if not self._synced >= {sink.name for sink in self.sinks}:
+                retry = loop.call_later(RETRY_DELAY, wakeup.set, "retry")
+            reasons = await next_wakeup(wakeup, stop)
+            if reasons is None:
+                break
             log.debug("woken by %s", ", ".join(sorted(reasons)))
             await self.run_once(full=bool(reasons & FULL_REASONS), reasons=tuple(sorted(reasons)))
+        if retry is not None:
+            retry.cancel()
 
 
 async def resync_timer(wakeup: Wakeup, interval: float, stop: asyncio.Event) -> None:
