@@ -12,6 +12,7 @@ import yaml
 
 from tests.helpers import eventually, service
 from tests.integration.test_etcd import EtcdServer, etcd  # noqa: F401 - the fixture
+from tests.integration.test_rfc2136 import DynamicNamed, named, start, write  # noqa: F401
 from tests.servers import Daemon, dig_answers, stop_process
 
 
@@ -65,6 +66,40 @@ def test_etcd_down_and_back_converges_within_seconds_of_its_return(
         output = daemon.output()
         assert output.count("ERROR etcd") == 1, output  # once, not once per retry
         assert "etcd: converged again" in output
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+
+
+def test_the_rfc2136_primary_down_and_back_gets_the_change_within_a_second(
+    tmp_path: Path,
+    named: DynamicNamed,  # noqa: F811 - the fixture
+) -> None:
+    definitions = tmp_path / "definitions"
+    write(definitions, service("web", host="10.0.1.1"))
+    daemon = start(tmp_path, named, named.key)
+    try:
+        eventually(lambda: _is(named.answers("web.docker."), ["web.docker. 30 IN A 10.0.1.1"]), 15)
+        stop_process(named.process)
+        write(definitions, service("web", host="10.0.1.2"))
+        eventually(
+            lambda: _is(dig_answers(daemon.port, "web.docker."), ["web.docker. 30 IN A 10.0.1.2"]),
+            10,
+        )
+        eventually(lambda: _is("ERROR rfc2136" in daemon.output(), True), 10)
+        time.sleep(2)  # retry passes fail meanwhile, one a second
+        with named.log.open("ab") as out:
+            named.process = subprocess.Popen(
+                named.process.args, stdout=out, stderr=subprocess.STDOUT
+            )
+        eventually(named.ready, timeout=20, interval=0.05)
+        back = time.monotonic()
+        eventually(
+            lambda: _is(named.answers("web.docker."), ["web.docker. 30 IN A 10.0.1.2"]), 15, 0.05
+        )
+        took = time.monotonic() - back
+        print(f"BIND back -> the change applied: {took:.2f} s")
+        assert took < 2, took
+        assert "rfc2136: converged again" in daemon.output()
     finally:
         assert daemon.stop() == 0, daemon.output()
 
