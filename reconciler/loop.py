@@ -39,6 +39,10 @@ from reconciler.sources import Snapshot, Source
 log = logging.getLogger(__name__)
 
 MAX_LOGGED_CHANGES = 50
+RETRY_FIRST = 1.0
+RETRY_MAX = 5.0
+"""Seconds before the pass after one that could not write a zone file (a full disk),
+doubling while it fails: the files are written within seconds once space returns."""
 """RR changes logged one per line in a pass; beyond that, a count of RRset changes."""
 
 FULL_REASONS = frozenset({"resync", "SIGHUP", "confirm"})
@@ -64,6 +68,9 @@ class PassReport:
     served: float | None = None
     """Seconds from the start of the pass until the DNS server answered with its changes
     (None when the pass changed nothing there); the zone files are written after."""
+    retry: bool = False
+    """A sink could not write for a reason that may pass (a full disk): the loop runs
+    another pass after a short delay (``RETRY_FIRST`` doubling up to ``RETRY_MAX``)."""
 
     @property
     def changed(self) -> bool:
@@ -192,6 +199,7 @@ class Reconciler:
             for error in getattr(outcome, "errors", ()):
                 if isinstance(error, ZoneWriteError):
                     report.errors.append(str(error))
+                    report.retry = report.retry or error.retry
                     log.error("%s", error)
                     self._synced.discard(sink.name)
         report.seconds = time.monotonic() - started
@@ -308,10 +316,43 @@ class Reconciler:
     async def run(self, wakeup: Wakeup, stop: asyncio.Event) -> None:
         """Pass, then a pass as soon as a trigger arrives, until ``stop`` is set; triggers
         that arrive during a pass coalesce into the next one."""
-        await self.run_once()
-        while (reasons := await next_wakeup(wakeup, stop)) is not None:
-            log.debug("woken by %s", ", ".join(sorted(reasons)))
-            await self.run_once(full=bool(reasons & FULL_REASONS), reasons=tuple(sorted(reasons)))
+        retry = _Retry(wakeup)
+        try:
+            retry.after(await self.run_once())
+            while (reasons := await next_wakeup(wakeup, stop)) is not None:
+                log.debug("woken by %s", ", ".join(sorted(reasons)))
+                report = await self.run_once(
+                    full=bool(reasons & FULL_REASONS), reasons=tuple(sorted(reasons))
+                )
+                retry.after(report)
+        finally:
+            retry.cancel()
+
+
+class _Retry:
+    """Wakes the loop again after a pass that asked for a retry, with a doubling delay."""
+
+    def __init__(self, wakeup: Wakeup) -> None:
+        self.wakeup = wakeup
+        self.delay = RETRY_FIRST
+        self.task: asyncio.Task[None] | None = None
+
+    def after(self, report: PassReport) -> None:
+        self.cancel()
+        if not report.retry:
+            self.delay = RETRY_FIRST
+            return
+        self.task = asyncio.create_task(self._wake(self.delay))
+        self.delay = min(self.delay * 2, RETRY_MAX)
+
+    async def _wake(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self.wakeup.set("retry")
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
 
 
 async def resync_timer(wakeup: Wakeup, interval: float, stop: asyncio.Event) -> None:

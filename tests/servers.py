@@ -123,10 +123,12 @@ class Daemon:
         *args: str,
         env: dict[str, str] | None = None,
         first_pass: bool = True,
+        wrap: tuple[str, ...] = (),
     ) -> Daemon:
         """Start it and wait until it answers DNS and (``first_pass``) its first pass is
         done (/readyz). ``--listen-also=ADDR:PORT,...`` in ``args`` serves DNS there too,
-        beside the loopback port the tests query."""
+        beside the loopback port the tests query. ``wrap`` is a command that execs the
+        rest (``unshare -m ...``), so the process is still the daemon."""
         port = free_port()
         dns = f"127.0.0.1:{port}"
         for arg in args:
@@ -151,6 +153,7 @@ class Daemon:
         }
         environ.update(env or {})
         command = [
+            *wrap,
             sys.executable,
             "-m",
             "reconciler",

@@ -275,7 +275,13 @@ class ZoneFileSink:
                 atomic_write(path, render_zone(zone.desired, serial, rows))
             except OSError as exc:
                 report.errors.append(
-                    ZoneWriteError(zone.origin, str(path), os.strerror(exc.errno or 0) or str(exc))
+                    ZoneWriteError(
+                        zone.origin,
+                        str(path),
+                        f"{os.strerror(exc.errno or 0) or exc}; the last written file stays, "
+                        "and the write is retried",
+                        retry=True,
+                    )
                 )
                 continue
             known[zone.origin] = serial
@@ -325,4 +331,9 @@ class ZoneFileSink:
                 return
         except OSError:
             pass
-        atomic_write(path, text)
+        try:
+            atomic_write(path, text)
+        except OSError as exc:
+            # The zone files hold their serials too (``_book`` reads them); this file only
+            # adds the serials of deleted zones, and the next write saves it again.
+            log.warning("cannot record the zone serials in %s: %s", path, exc.strerror or exc)
