@@ -151,7 +151,9 @@ def network_state(prefix: tuple[str, ...] = (), *, transient: bool = True) -> di
                 device = words[words.index("dev") + 1] if "dev" in words else ""
             if transient or not _TRANSIENT_DEVICE.match(device):
                 lines.append(line)
-        state[key] = sorted(lines)
+        # an interrupted dump ("Dump was interrupted and may be inconsistent", under
+        # interface churn) can repeat a line: compare the set of lines
+        state[key] = sorted(set(lines))
     forwarding = subprocess.run(
         [*prefix, "cat", "/proc/sys/net/ipv4/ip_forward"],
         capture_output=True,
