@@ -88,7 +88,7 @@ def test_a_full_disk_keeps_the_last_good_files_and_dns_and_writes_when_space_ret
             ("5.18.198.in-addr.arpa.", "db.5.18.198.in-addr.arpa"),
         ):
             line = f"zone {zone} ({zones / name}): No space left on device"
-            eventually(lambda line=line: line in daemon.output(), timeout=10)
+            eventually(lambda line=line: line in daemon.output(), timeout=10)  # type: ignore[misc]
         assert dig_answers(daemon.port, "6.5.18.198.in-addr.arpa.", "PTR") == [
             "6.5.18.198.in-addr.arpa. 30 IN PTR web.docker."
         ]
