@@ -40,7 +40,7 @@ def parse_name(text: str, origin: str | None = None) -> str:
 def simple_name(text: str, origin: str | None = None) -> str:
     """`parse_name` of a text that matches `SIMPLE_NAME` (the caller made sure)."""
     low = text.lower()
-    if ".." in low or (len(low) > 64 and max(map(len, low.split("."))) > 63):
+    if ".." in low or (len(low) > 63 and max(map(len, low.split("."))) > 63):
         return _parse_escaped(text, origin)  # raises the precise error
     if not low.endswith("."):
         if origin is None:

@@ -782,7 +782,7 @@ def _service(
     raw_aliases = spec.get("aliases")
     if raw_aliases is not None and not isinstance(raw_aliases, list):
         check.fail("spec.aliases", f"must be a list of names, not {_kind(raw_aliases)}")
-    for position, alias in enumerate(raw_aliases or []):
+    for position, alias in enumerate(raw_aliases if isinstance(raw_aliases, list) else []):
         field = f"spec.aliases[{position}]"
         if not isinstance(alias, str):
             check.fail(field, f"must be a string, not {_kind(alias)}")

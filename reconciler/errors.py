@@ -43,12 +43,14 @@ class DefinitionError(DockzoneError):
 
 
 class ZoneWriteError(DockzoneError):
-    """A zone file could not be written."""
+    """A zone file could not be written. ``retry``: the cause may pass by itself (a full
+    disk, an I/O error), so the loop tries again soon rather than at the next trigger."""
 
-    def __init__(self, zone: str, path: str, problem: str) -> None:
+    def __init__(self, zone: str, path: str, problem: str, *, retry: bool = False) -> None:
         self.zone = zone
         self.path = path
         self.problem = problem
+        self.retry = retry
         super().__init__(f"zone {zone} ({path}): {problem}")
 
 

@@ -191,16 +191,15 @@ class Reconciler:
             except (DockzoneError, OSError) as exc:
                 self._failed(report, sink, exc)
                 continue
+            if sink.name == "dns":
+                report.served = time.monotonic() - started
+            written = [e for e in getattr(outcome, "errors", ()) if isinstance(e, ZoneWriteError)]
+            if written:
+                self._failed(report, sink, "; ".join(str(error) for error in written))
+                continue
             self._synced.add(sink.name)
             if self._failing.pop(sink.name, None) is not None:
                 log.warning("%s: converged again", sink.name)
-            if sink.name == "dns":
-                report.served = time.monotonic() - started
-            for error in getattr(outcome, "errors", ()):
-                if isinstance(error, ZoneWriteError):
-                    report.errors.append(str(error))
-                    log.error("%s", error)
-                    self._synced.discard(sink.name)
         report.seconds = time.monotonic() - started
         report.finished = time.time()
         self.passes += 1
@@ -213,7 +212,7 @@ class Reconciler:
             done.notify_all()
         return report
 
-    def _failed(self, report: PassReport, sink: Sink, exc: Exception) -> None:
+    def _failed(self, report: PassReport, sink: Sink, exc: Exception | str) -> None:
         """A sink failed: an error in the log the first time (and when the error changes),
         at DEBUG while the retry passes keep meeting the same one."""
         message = f"{sink.name}: {exc}"

@@ -3,6 +3,7 @@ machine's network state."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import shutil
@@ -74,15 +75,32 @@ def assert_zone_files_valid(directory: Path) -> int:
 
 
 def eventually(check: Callable[[], T], timeout: float = 5.0, interval: float = 0.05) -> T:
-    """Call ``check`` until it returns without AssertionError, or the deadline passes."""
+    """Call ``check`` until it returns without AssertionError and does not return False,
+    or the deadline passes. ``False`` means "not yet", so ``eventually(lambda: a == b)``
+    waits for the equality; at the deadline it fails naming the check."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return check()
+            result = check()
         except AssertionError:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(interval)
+        else:
+            if result is not False:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"still False after {timeout:g} s: {_describe(check)}"
+                ) from None
+        time.sleep(interval)
+
+
+def _describe(check: Callable[[], object]) -> str:
+    """The source line of a check (a lambda shows its body), else its name."""
+    try:
+        return inspect.getsource(check).strip()
+    except (OSError, TypeError):
+        return getattr(check, "__qualname__", repr(check))
 
 
 def service(object_name: str, /, **spec: object) -> dict[str, object]:
@@ -133,7 +151,9 @@ def network_state(prefix: tuple[str, ...] = (), *, transient: bool = True) -> di
                 device = words[words.index("dev") + 1] if "dev" in words else ""
             if transient or not _TRANSIENT_DEVICE.match(device):
                 lines.append(line)
-        state[key] = sorted(lines)
+        # an interrupted dump ("Dump was interrupted and may be inconsistent", under
+        # interface churn) can repeat a line: compare the set of lines
+        state[key] = sorted(set(lines))
     forwarding = subprocess.run(
         [*prefix, "cat", "/proc/sys/net/ipv4/ip_forward"],
         capture_output=True,

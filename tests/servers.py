@@ -123,10 +123,12 @@ class Daemon:
         *args: str,
         env: dict[str, str] | None = None,
         first_pass: bool = True,
+        wrap: tuple[str, ...] = (),
     ) -> Daemon:
         """Start it and wait until it answers DNS and (``first_pass``) its first pass is
         done (/readyz). ``--listen-also=ADDR:PORT,...`` in ``args`` serves DNS there too,
-        beside the loopback port the tests query."""
+        beside the loopback port the tests query. ``wrap`` is a command that execs the
+        rest (``unshare -m ...``), so the process is still the daemon."""
         port = free_port()
         dns = f"127.0.0.1:{port}"
         for arg in args:
@@ -157,7 +159,7 @@ class Daemon:
             *args,
         ]
         return cls.start_command(
-            workdir, command, port=port, http=http, env=env, first_pass=first_pass
+            workdir, command, port=port, http=http, env=env, first_pass=first_pass, wrap=wrap
         )
 
     @classmethod
@@ -170,10 +172,12 @@ class Daemon:
         http: str,
         env: dict[str, str] | None = None,
         first_pass: bool = True,
+        wrap: tuple[str, ...] = (),
     ) -> Daemon:
         """Start ``dockzone COMMAND...`` exactly as given (it must serve DNS on
         127.0.0.1:``port`` and HTTP on ``http``); definitions and zones where the command
-        says, else under ``$XDG_STATE_HOME/dockzone`` (``env``, else ``workdir``)."""
+        says, else under ``$XDG_STATE_HOME/dockzone`` (``env``, else ``workdir``). ``wrap``
+        is a command that execs the rest (``unshare -m ...``)."""
         log = workdir / "dockzone.log"
         environ = {
             k: v for k, v in os.environ.items() if not k.startswith(("DOCKZONE_", "DOCKER_"))
@@ -194,7 +198,7 @@ class Daemon:
         zones = given("--zones", state / "zones")
         with log.open("ab") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "reconciler", *command],
+                [*wrap, sys.executable, "-m", "reconciler", *command],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=environ,

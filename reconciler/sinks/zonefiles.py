@@ -275,7 +275,13 @@ class ZoneFileSink:
                 atomic_write(path, render_zone(zone.desired, serial, rows))
             except OSError as exc:
                 report.errors.append(
-                    ZoneWriteError(zone.origin, str(path), os.strerror(exc.errno or 0) or str(exc))
+                    ZoneWriteError(
+                        zone.origin,
+                        str(path),
+                        f"{os.strerror(exc.errno or 0) or exc}; the last written file stays, "
+                        "and the write is retried",
+                        retry=True,
+                    )
                 )
                 continue
             known[zone.origin] = serial
@@ -296,6 +302,7 @@ class ZoneFileSink:
     def _book(self) -> dict[str, int]:
         """Serials by zone: the state file and the SOAs of dockzone's zone files, read once."""
         if self._serials is None:
+            self._remove_leftovers()
             known = self._load_state()
             if self.directory.is_dir():
                 for path in self.directory.glob("db.*"):
@@ -307,6 +314,28 @@ class ZoneFileSink:
                         known[origin] = serial
             self._serials = known
         return self._serials
+
+    def _remove_leftovers(self) -> None:
+        """Delete the temporary files of writes a killed process never renamed
+        (``atomic_write``'s ``.db.<zone>.<random>.tmp``, and those of the state file and the
+        served-zones snapshot): nothing reads them, and each kill could leave one more."""
+        if not self.directory.is_dir():
+            return
+        removed = []
+        for path in self.directory.glob(".*.tmp"):
+            if path.name.startswith((".db.", "..dockzone-")):
+                try:
+                    path.unlink()
+                except OSError:
+                    continue
+                removed.append(path.name)
+        if removed:
+            log.info(
+                "removed %d temporary files left by an interrupted write in %s: %s",
+                len(removed),
+                self.directory,
+                ", ".join(sorted(removed)),
+            )
 
     def _load_state(self) -> dict[str, int]:
         try:
@@ -325,4 +354,9 @@ class ZoneFileSink:
                 return
         except OSError:
             pass
-        atomic_write(path, text)
+        try:
+            atomic_write(path, text)
+        except OSError as exc:
+            # The zone files hold their serials too (``_book`` reads them); this file only
+            # adds the serials of deleted zones, and the next write saves it again.
+            log.warning("cannot record the zone serials in %s: %s", path, exc.strerror or exc)

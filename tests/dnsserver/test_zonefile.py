@@ -268,6 +268,9 @@ def test_the_fast_path_builds_what_the_general_tokenizer_builds() -> None:
         ("x.other. 30 IN A 10.0.0.1", 5, "outside the origin"),
         ("x.docker. 30 IN A 10.0.0.1\nx.docker. 30 IN CNAME y.docker.", 6, "CNAME beside"),
         ("x..docker. 30 IN A 10.0.0.1", 5, "empty label"),
+        # a relative label of exactly 64 bytes (found by fuzzing: it used to crash)
+        ("x.docker. 30 IN CNAME " + "a" * 64, 5, "label longer than 63 bytes"),
+        ("a" * 64 + " 30 IN A 10.0.0.1", 5, "label longer than 63 bytes"),
     ],
 )
 def test_fast_path_errors_name_the_line(tail: str, line: int, reason: str) -> None:

@@ -155,6 +155,15 @@ def start(workdir: Path, named: DynamicNamed, key: Path, *extra: str) -> Daemon:
     )
 
 
+def _refused_as_changed(daemon: Daemon, name: str) -> bool:
+    """The sink logged that an UPDATE of ``name`` failed its prerequisite."""
+    return any(
+        f"UPDATE of {name}" in line
+        and "NXRRSET: someone else changed the name; not touched" in line
+        for line in daemon.output().splitlines()
+    )
+
+
 def passes(daemon: Daemon) -> int:
     return daemon.output().count(": no changes (")
 
@@ -221,7 +230,8 @@ def test_a_record_changed_by_someone_else_is_not_clobbered(
             "update delete _dockzone.web.docker. TXT", "update add web.docker. 300 IN A 10.7.7.7"
         )
         write(definitions, service("web", host="10.0.0.2"))
-        eventually(lambda: "web.docker. is in use by another writer" in daemon.output(), 10)
+        # the UPDATE's prerequisite (our marker) fails: the sink says so and sends nothing
+        eventually(lambda: _refused_as_changed(daemon, "web.docker."), 10)
         assert named.answers("web.docker.") == [
             "web.docker. 300 IN A 10.0.0.1",  # BIND keeps one TTL per RRset
             "web.docker. 300 IN A 10.7.7.7",

@@ -129,6 +129,7 @@ INVALID = [
     ({"name": "w", "host": "10.0.0.1", "targetStrip": -1}, "spec.targetStrip: must be 0..127"),
     ({"name": "w", "host": "10.0.0.1", "group": "x" * 64}, "spec.group: must be at most 63"),
     ({"name": "w", "host": "10.0.0.1", "aliases": "db"}, "spec.aliases: must be a list of names"),
+    ({"name": "w", "host": "10.0.0.1", "aliases": 1.0}, "spec.aliases: must be a list of names"),
     ({"name": "w", "host": "10.0.0.1", "aliases": ["ok", 3]}, "spec.aliases[1]: must be a string"),
     (
         {"name": "w", "host": "10.0.0.1", "aliases": ["w"]},

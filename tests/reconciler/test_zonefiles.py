@@ -206,3 +206,14 @@ def test_named_checkzone_really_rejects_bad_zones(tmp_path: Path, name: str) -> 
     path = tmp_path / "db.docker"
     path.write_text(text)
     assert named_checkzone("docker.", path).returncode != 0
+
+
+def test_temporary_files_of_interrupted_writes_are_removed_at_start(zones_dir: Path) -> None:
+    """A process killed between writing a temporary copy and renaming it leaves the copy;
+    the next start removes dockzone's own and nothing else."""
+    zones_dir.mkdir(exist_ok=True)
+    ours = [".db.docker.k3j4l5m6.tmp", "..dockzone-serials.json.a1b2c3d4.tmp"]
+    for name in [*ours, ".someone-else.tmp"]:
+        (zones_dir / name).write_text("partial")
+    asyncio.run(ZoneFileSink(zones_dir).current())
+    assert sorted(p.name for p in zones_dir.iterdir()) == [".someone-else.tmp"]
