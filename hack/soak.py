@@ -142,6 +142,7 @@ class Churn(threading.Thread):
         self,
         kind: str,
         step: Callable[[int], tuple[str, Callable[[], bool]]],
+        *,
         every: float,
         figures: Figures,
         stop: threading.Event,
@@ -159,7 +160,7 @@ class Churn(threading.Thread):
             try:
                 what, check = self.step(n)
                 took = _until(check, self.limit)
-            except Exception as exc:  # noqa: BLE001 - reported, the soak goes on
+            except Exception as exc:  # reported, the soak goes on
                 self.figures.errors.append(f"{self.kind} #{n}: {exc!r}")
                 took, what = None, ""
             if took is None:
@@ -245,15 +246,20 @@ def soak(minutes: float, qps: int, stable: int, limit: float, workdir: Path) -> 
 
         seconds = minutes * 60
         churners = [
-            Churn("docker rm -> NXDOMAIN", container, 0.5, figures, stop, limit),
-            Churn("definitions edit -> answer", definition, 1.0, figures, stop, limit),
-            Churn("API PUT -> answer", api, 1.0, figures, stop, limit),
-            Churn("etcd peer put -> answer", peer, 1.0, figures, stop, limit),
+            Churn(kind, step, every=every, figures=figures, stop=stop, limit=limit)
+            for kind, step, every in (
+                ("docker rm -> NXDOMAIN", container, 0.5),
+                ("definitions edit -> answer", definition, 1.0),
+                ("API PUT -> answer", api, 1.0),
+                ("etcd peer put -> answer", peer, 1.0),
+            )
         ]
         started = time.monotonic()
         perf = subprocess.Popen(
-            ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries)]
-            + ["-Q", str(qps), "-l", str(int(seconds)), "-t", "2", "-c", "4", "-q", "500"],
+            [
+                *("dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries)),
+                *("-Q", str(qps), "-l", str(int(seconds)), "-t", "2", "-c", "4", "-q", "500"),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -263,17 +269,10 @@ def soak(minutes: float, qps: int, stable: int, limit: float, workdir: Path) -> 
         pid = daemon.process.pid
         while perf.poll() is None and time.monotonic() - started < seconds + 60:
             with contextlib.suppress(OSError, ValueError, IndexError):
-                rss = int(
-                    Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0]
-                )
+                rss = int(Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0])
                 fds = len(os.listdir(f"/proc/{pid}/fd"))
                 figures.samples.append((time.monotonic() - started, rss, fds))
-                if os.environ.get("SOAK_FDS"):
-                    links = []
-                    for fd in os.listdir(f"/proc/{pid}/fd"):
-                        with contextlib.suppress(OSError):
-                            links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
-                    print(sorted(links), file=sys.stderr)
+
             time.sleep(5)
         stop.set()
         for churner in churners:
