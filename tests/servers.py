@@ -205,9 +205,13 @@ class Daemon:
                 cwd=ROOT,
             )
         daemon = cls(process, port, log, definitions, zones, http)
-        eventually(daemon.answers, timeout=20)
-        if first_pass and http != "off":
-            eventually(daemon.ready, timeout=20)
+        try:
+            eventually(daemon.answers, timeout=20)
+            if first_pass and http != "off":
+                eventually(daemon.ready, timeout=20)
+        except BaseException:
+            stop_process(process)  # a daemon that did not come up is not left running
+            raise
         return daemon
 
     def answers(self) -> None:
