@@ -4,7 +4,7 @@ A restart serves the zones it served before while the first pass runs (``reconci
 and parsing 40,000 records of master-file text is most of that start. ``dump`` writes the
 zones' RRsets in wire form (``marshal``, CPython's own format for builtin values); ``load``
 gives them back as zones. Each zone carries a stamp the caller chooses (``reconciler.warm``
-uses its zone file's size and mtime) so that the caller can tell whether the zone is still
+uses its zone file's size, mtime and inode) so that the caller can tell whether the zone is still
 what the file holds; a file in another format or from another Python version loads as
 nothing.
 """

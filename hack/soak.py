@@ -171,7 +171,11 @@ class Churn(threading.Thread):
             self.stop.wait(max(0.0, self.every - (time.monotonic() - started)))
 
 
-def soak(minutes: float, qps: int, stable: int, limit: float, workdir: Path) -> Figures:
+def soak(  # noqa: PLR0917 - the command line's knobs, in its order
+    minutes: float, qps: int, stable: int, limit: float, workdir: Path, names: int = 5
+) -> Figures:
+    """The soak (see the module docstring); containers cycle through ``names`` names (a
+    name comes back 2.5 s after its last container went), every one new with 0."""
     figures = Figures(qps=qps)
     dockerd = DockerDaemon.start_new()
     etcd_dir = workdir / "etcd"
@@ -208,7 +212,7 @@ def soak(minutes: float, qps: int, stable: int, limit: float, workdir: Path) -> 
         churn_file = definitions / "churn.yaml"
 
         def container(n: int) -> tuple[str, Callable[[], bool]]:
-            name = f"churn{n % 5}"
+            name = f"churn{n % names}" if names else f"churn{n}"
             box = client.containers.run(IMAGE, detach=True, name=name, network=dockerd.network)
             box.reload()
             ip = box.attrs["NetworkSettings"]["Networks"][dockerd.network]["IPAddress"]
@@ -318,9 +322,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--answer-limit", type=float, default=5.0, help="seconds a churned name may take"
     )
+    parser.add_argument(
+        "--names",
+        type=int,
+        default=5,
+        help="container names the churn cycles through (default 5; 0: a new name each time)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dz-soak-") as directory:
-        figures = soak(args.minutes, args.qps, args.stable, args.answer_limit, Path(directory))
+        figures = soak(
+            args.minutes, args.qps, args.stable, args.answer_limit, Path(directory), args.names
+        )
     print(figures.report(args.answer_limit))
     return 1 if figures.failed(args.answer_limit) else 0
 

@@ -7,7 +7,7 @@ pass reads the sources. The first pass then patches those zones (``InProcessSink
 Only files with dockzone's first line are served; one that cannot be parsed is skipped
 (the first pass rewrites it and serves its zone). A clean stop saves what the server holds
 (``save_served``: ``.dockzone-served`` beside the zone files, in wire form, each zone
-stamped with its file's size and mtime); a zone whose file is unchanged since then loads
+stamped with its file's size, mtime and inode); a zone whose file is unchanged since then loads
 from there, several times faster than parsing its file. Also home of ``start_dns`` and
 ``make_forwarder``, which ``serve`` uses too.
 """
@@ -71,9 +71,12 @@ def _zone_files(directory: Path) -> Iterator[tuple[str, Path]]:
         yield (path.name[3:] + "." if path.name != "db.root" else "."), path
 
 
-def _stamp(path: Path) -> tuple[int, int]:
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """Size, mtime and inode: every write of a zone file is a new inode (atomic rename), so
+    a rewrite of the same size within one mtime tick, or a restore that keeps the old
+    mtime, still changes the stamp."""
     stat = path.stat()
-    return (stat.st_size, stat.st_mtime_ns)
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
 def load_written_zones(directory: Path, store: ZoneStore) -> tuple[int, int, int]:
@@ -111,7 +114,7 @@ def load_written_zones(directory: Path, store: ZoneStore) -> tuple[int, int, int
 
 def save_served(directory: Path, store: ZoneStore) -> None:
     """At a clean stop: write what ``store`` serves of the zone files in ``directory``,
-    each zone stamped with its file's size and mtime, for the next warm start. A zone whose
+    each zone stamped with its file's size, mtime and inode, for the next warm start. A zone whose
     file changes afterwards (or a daemon killed before this ran) is loaded from its file."""
     served = store.snapshot().zones
     zones = {}

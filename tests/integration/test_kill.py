@@ -89,7 +89,7 @@ def _check_on_disk(zones: Path, high: dict[str, int]) -> int:
             if not path.exists():
                 continue
             stat = path.stat()
-            if stamp == (stat.st_size, stat.st_mtime_ns):
+            if stamp == (stat.st_size, stat.st_mtime_ns, stat.st_ino):
                 # a warm start serves this zone from the snapshot: it must be the file's
                 # (beside the SkyDNS host-name aliases the server derives, #14)
                 served = sorted(r for r in zone.rrsets() if r.rdtype != ADDRESS_CNAME)
