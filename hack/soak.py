@@ -77,7 +77,7 @@ class Figures:
         last = self.samples[-1]
         return (last[1] - warm[1]) / warm[1], (last[2] - warm[2]) / max(1, warm[2])
 
-    def failed(self, limit: float) -> list[str]:
+    def failed(self) -> list[str]:
         problems = []
         if self.lost or self.other_rcodes:
             problems.append(f"stable queries failed: {self.lost} lost, rcodes {self.other_rcodes}")
@@ -91,7 +91,7 @@ class Figures:
             problems.append(f"open file descriptors grew {fds:.0%} after the warm-up")
         return problems + self.errors
 
-    def report(self, limit: float) -> str:
+    def report(self) -> str:
         lines = [
             f"soak: {self.seconds:.0f} s, dnsperf -Q {self.qps} on the stable names: "
             f"{self.sent} sent, {self.lost} lost, NOERROR {self.noerror}, "
@@ -111,7 +111,7 @@ class Figures:
                 f"{last[2]} ({len(self.samples)} samples; after the warm-up: RSS {rss:+.1%}, "
                 f"fds {fds:+.1%})"
             )
-        problems = self.failed(limit)
+        problems = self.failed()
         lines.append("  result: " + ("; ".join(problems) if problems else "ok"))
         return "\n".join(lines)
 
@@ -333,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         figures = soak(
             args.minutes, args.qps, args.stable, args.answer_limit, Path(directory), args.names
         )
-    print(figures.report(args.answer_limit))
-    return 1 if figures.failed(args.answer_limit) else 0
+    print(figures.report())
+    return 1 if figures.failed() else 0
 
 
 if __name__ == "__main__":

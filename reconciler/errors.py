@@ -43,14 +43,12 @@ class DefinitionError(DockzoneError):
 
 
 class ZoneWriteError(DockzoneError):
-    """A zone file could not be written. ``retry``: the cause may pass by itself (a full
-    disk, an I/O error), so the loop tries again soon rather than at the next trigger."""
+    """A zone file could not be written (the loop retries the sink every second)."""
 
-    def __init__(self, zone: str, path: str, problem: str, *, retry: bool = False) -> None:
+    def __init__(self, zone: str, path: str, problem: str) -> None:
         self.zone = zone
         self.path = path
         self.problem = problem
-        self.retry = retry
         super().__init__(f"zone {zone} ({path}): {problem}")
 
 

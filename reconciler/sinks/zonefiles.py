@@ -280,7 +280,6 @@ class ZoneFileSink:
                         str(path),
                         f"{os.strerror(exc.errno or 0) or exc}; the last written file stays, "
                         "and the write is retried",
-                        retry=True,
                     )
                 )
                 continue
