@@ -64,6 +64,9 @@ class Snapshot:
     networks: tuple[str, ...] | None = None
     """Subnets (CIDR) the records' addresses live in, for network-aware answers; None:
     unchanged since the previous load."""
+    gone: frozenset[str] = frozenset()
+    """Keys of groups a complete read drops that the source saw go one by one since its
+    previous load (a container's ``destroy`` event): the deletion budget never holds them."""
 
     @classmethod
     def of(
@@ -151,10 +154,13 @@ class SourceView:
         return sum(len(records) for records in self.groups.values())
 
     def removals(self, snapshot: Snapshot) -> int:
-        """How many held records a complete ``snapshot`` drops (groups gone or shrunk)."""
-        groups = snapshot.groups
+        """How many held records a complete ``snapshot`` drops (groups gone or shrunk),
+        leaving out the groups the source saw go (``snapshot.gone``)."""
+        groups, gone = snapshot.groups, snapshot.gone
         return sum(
-            max(0, len(records) - len(groups.get(key, ()))) for key, records in self.groups.items()
+            max(0, len(records) - len(groups.get(key, ())))
+            for key, records in self.groups.items()
+            if key not in gone
         )
 
     def take(self, snapshot: Snapshot) -> dict[str, tuple[Record, ...]]:

@@ -581,6 +581,19 @@ def _discover(
     return records
 
 
+def _end_stream(stream: Any) -> None:
+    """Close an event stream and its HTTP response. The SDK's ``close()`` only shuts the
+    socket down (that is what unblocks a reader in another thread); the response still
+    holds the socket's file until it is closed too, or the descriptor leaks until garbage
+    collection (one per reconnect)."""
+    with contextlib.suppress(*_DOCKER_ERRORS, AttributeError):
+        stream.close()
+    response = getattr(stream, "_response", None)
+    if response is not None:
+        with contextlib.suppress(*_DOCKER_ERRORS):
+            response.close()
+
+
 def event_target(event: Mapping[str, Any]) -> tuple[str, str, str] | None:
     """What an event from the stream means for one container: (container id, action, what
     to do: ``inspect``, ``refresh`` (inspect if it runs) or ``drop``); None for events that
@@ -712,6 +725,7 @@ class DockerSource:
 
     def _load_all(self, mark: int) -> Snapshot:
         started = time.time()
+        stopped = set(self._grace)  # seen stopping by an event: not removals to hold back
         try:
             api = self._api()
             listed = api.containers(filters={"status": "running"})
@@ -734,8 +748,8 @@ class DockerSource:
                 self._since = started
             problem = f"docker at {self.options.url}: {exc}; serving the last known containers"
             return Snapshot({}, False, (problem, *self._current_problems()), stale=True)
-        for gone in set(self._inspected) - set(current) - set(kept):
-            del self._inspected[gone]
+        for dropped in set(self._inspected) - set(current) - set(kept):
+            del self._inspected[dropped]
         self._containers = {
             cid: self._container(current[cid], self._inspected[cid]) for cid in sorted(current)
         }
@@ -748,6 +762,8 @@ class DockerSource:
         self._networks_dirty = True
         self._regroup(self._containers)
         with self._lock:  # changes seen after the list started go on top of it
+            gone = stopped | self._removed
+            gone.update(cid for cid, (_, data) in self._pending.items() if data is None)
             later = {cid: data for cid, (seq, data) in self._pending.items() if seq > mark}
             self._pending = {}
             self._apply(later, self._removed)
@@ -757,7 +773,13 @@ class DockerSource:
         if self._since is None:  # now the watcher may subscribe (events from before the
             self._since = started  # list are replayed, with the running set in place)
         self._new_networks()
-        return Snapshot(dict(self._groups), True, self._current_problems(), networks=self._networks)
+        return Snapshot(
+            dict(self._groups),
+            True,
+            self._current_problems(),
+            networks=self._networks,
+            gone=frozenset(gone - set(self._groups)),
+        )
 
     def _kept_in_grace(self, api: Any, listed: Mapping[str, Any]) -> dict[str, _Container]:
         """The stopped containers a full list keeps publishing: within their grace, and
@@ -956,7 +978,7 @@ class DockerSource:
             if since is None:  # the first list has not happened yet: it will set it
                 done.wait(0.05)
                 continue
-            client = None
+            client = stream = None
             try:
                 client = self.client_factory(self.options)
                 stream = client.events(
@@ -975,7 +997,6 @@ class DockerSource:
                     reason = self.handle(client, event)
                     if reason is not None:
                         wake(reason)
-                stream.close()
             except _DOCKER_ERRORS as exc:
                 if done.is_set():
                     return
@@ -985,6 +1006,8 @@ class DockerSource:
                     return
                 log.warning("docker events: unexpected error; reconnecting", exc_info=True)
             finally:
+                if stream is not None:
+                    _end_stream(stream)
                 if client is not None:
                     with contextlib.suppress(*_DOCKER_ERRORS):
                         client.close()
@@ -1023,6 +1046,7 @@ class DockerSource:
                     self.inspect_calls += 1
             if inspected is not None and is_running(inspected):
                 data = trim_inspect(inspected)
+        log.debug("docker event %s %s: %s%s", action, cid[:12], what, " (removed)" * removed)
         with self._lock:
             self._sequence += 1
             self._pending[cid] = (self._sequence, data)

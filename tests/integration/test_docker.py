@@ -24,7 +24,7 @@ import requests.exceptions
 
 from reconciler.core.triggers import Wakeup
 from reconciler.definitions import NameDefaults
-from reconciler.sources import Snapshot, SourceView
+from reconciler.sources import MergedSource, Snapshot, SourceView
 from reconciler.sources.docker import DockerOptions, DockerSource, connect
 from tests.dockerimage import IMAGE, ensure_image
 from tests.helpers import eventually
@@ -431,6 +431,18 @@ class Counted:
         return stream
 
 
+class Woken(Wakeup):
+    """A Wakeup that keeps every reason it was given (nothing waits on the Follower's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def set(self, reason: str) -> None:
+        self.seen.append(reason)
+        super().set(reason)
+
+
 class Follower:
     """A DockerSource whose watcher runs in its own event loop thread, and what it holds
     (``view``), updated by ``load``."""
@@ -452,7 +464,7 @@ class Follower:
         self.thread.start()
         self.load()
         self.stop = asyncio.Event()
-        self.wakeup = Wakeup()
+        self.wakeup = Woken()
         self.watcher = asyncio.run_coroutine_threadsafe(
             self.source.watch(self.wakeup, self.stop), self.loop
         )
@@ -587,6 +599,36 @@ def test_changes_while_the_stream_is_broken_converge_after_reconnecting(
     assert follower.hosts("brk-new.busybox.docker.") == [address(renamed)]
     assert follower.hosts("brk-stays.busybox.docker.") == [address(stays)]
     converged(follower, dockerd.url)
+
+
+def test_a_resync_right_after_the_last_container_went_does_not_hold_its_name(
+    dockerd: DockerDaemon, run: Any
+) -> None:
+    """The deletion budget holds back a complete read that comes back empty, but not the
+    removal of a container whose destroy event came: when a resync pass's list is the first
+    read after ``docker rm`` of the last container, its name goes at once (hack/soak saw it
+    answer up to a resync late)."""
+    client = dockerd.client()
+    client.networks.create("dzbudget")
+    follower = Follower(dockerd.url, networks=("dzbudget",))
+    merged = MergedSource([follower.source])
+    try:
+        only = run("budget-only", network="dzbudget")
+        eventually(lambda: _equal(_names(merged), ["budget-only.busybox.docker."]))
+        only.remove(force=True)
+        eventually(lambda: _positive(follower.wakeup.seen.count("docker destroy")))
+        merged.load(full=True)
+        assert merged.held() == {}
+        assert sorted(record.name for record in merged.records()) == []
+    finally:
+        follower.close()
+        client.networks.get("dzbudget").remove()
+        client.close()
+
+
+def _names(merged: MergedSource) -> list[str]:
+    merged.load()
+    return sorted(record.name for record in merged.records())
 
 
 def test_health_changes_follow_the_policy(

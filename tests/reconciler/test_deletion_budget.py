@@ -96,6 +96,27 @@ def test_removals_reported_one_by_one_are_never_held() -> None:
     assert merged.held() == {}
 
 
+def test_a_complete_read_that_drops_groups_the_source_saw_go_is_taken() -> None:
+    """A resync's list is the first read after the last container's destroy event: that
+    removal was seen one by one (``gone``), so the empty read is not held; a group that
+    vanished without one still is."""
+    source = ScriptedSource(
+        complete(1, 2),
+        Snapshot({}, True, gone=frozenset({"c1", "c2"})),
+        complete(3, 4, 5),
+        Snapshot({}, True, gone=frozenset({"c3"})),
+    )
+    merged = MergedSource([source])
+    merged.load(full=True)
+    assert merged.load(full=True).groups == {}
+    assert merged.held() == {}
+    assert held_names(merged) == []
+    merged.load()
+    assert merged.load().groups == {}  # c4 and c5 went without an event: held
+    assert merged.held()["docker"].removed == 2
+    assert held_names(merged) == ["web3.docker.", "web4.docker.", "web5.docker."]
+
+
 def test_an_operator_confirms_and_the_next_read_is_taken() -> None:
     source = ScriptedSource(complete(1, 2, 3), complete())
     merged = MergedSource([source])
