@@ -52,8 +52,13 @@ class Query:
     edns: bool
     udp_size: int  # 512 without EDNS (RFC 6891 §6.2.5: never below 512)
     edns_version: int
-    edns_options: bool  # the OPT record carried options (cookies, ECS, ...)
+    options: tuple[tuple[int, bytes], ...]  # the OPT record's options: (code, data)
     do: bool
+
+    @property
+    def edns_options(self) -> bool:
+        """Whether the OPT record carried options (cookies, ECS, ...)."""
+        return bool(self.options)
 
     @property
     def opcode(self) -> int:
@@ -93,7 +98,7 @@ def parse_query(data: bytes) -> Query:
     edns = False
     udp_size = 512
     version = 0
-    options = False
+    options: list[tuple[int, bytes]] = []
     do = False
     try:
         for index in range(ancount + nscount + arcount):
@@ -105,12 +110,14 @@ def parse_query(data: bytes) -> Query:
                 udp_size = max(512, rdclass)
                 version = (ttl >> 16) & 0xFF
                 do = bool(ttl & 0x8000)
-                options = rdlen > 0
                 opt = pos
                 while opt < pos + rdlen:
                     if opt + 4 > pos + rdlen:
                         raise ValueError("truncated EDNS option")
-                    opt += 4 + int.from_bytes(data[opt + 2 : opt + 4], "big")
+                    code = int.from_bytes(data[opt : opt + 2], "big")
+                    end = opt + 4 + int.from_bytes(data[opt + 2 : opt + 4], "big")
+                    options.append((code, data[opt + 4 : end]))
+                    opt = end
                 if opt != pos + rdlen:
                     raise ValueError("EDNS option runs past its record")
             pos += rdlen
@@ -118,7 +125,9 @@ def parse_query(data: bytes) -> Query:
         raise MessageError(str(exc)) from None
     if pos != len(data):
         raise MessageError("trailing bytes after the last record")
-    return Query(qid, flags, qname, qtype, qclass, question, edns, udp_size, version, options, do)
+    return Query(
+        qid, flags, qname, qtype, qclass, question, edns, udp_size, version, tuple(options), do
+    )
 
 
 class _Writer:
@@ -176,9 +185,15 @@ class _Writer:
         return written
 
 
-def opt_record(udp_size: int, ext_rcode: int = 0) -> bytes:
-    """Our OPT pseudo-RR (RFC 6891): version 0, no options."""
-    return b"\x00" + RR_FIXED.pack(OPT, udp_size, (ext_rcode >> 4) << 24, 0)
+def opt_record(udp_size: int, ext_rcode: int = 0, options: bytes = b"") -> bytes:
+    """Our OPT pseudo-RR (RFC 6891): version 0, ``options`` as they go on the wire
+    (``edns_option``). It is always the last RR of a response."""
+    return b"\x00" + RR_FIXED.pack(OPT, udp_size, (ext_rcode >> 4) << 24, len(options)) + options
+
+
+def edns_option(code: int, data: bytes) -> bytes:
+    """One EDNS option in wire form (RFC 6891 6.1.2)."""
+    return code.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data
 
 
 def render_response(
@@ -195,6 +210,7 @@ def render_response(
     udp: bool = True,
     edns_size: int = 1232,
     rotation: int = 0,
+    options: bytes = b"",
 ) -> bytes:
     """Render the response to `query`.
 
@@ -202,14 +218,15 @@ def render_response(
     bytes the client takes. Over UDP, an answer or authority section that does not fit gives
     a TC response holding only the question (the client retries over TCP); additional RRs
     that do not fit are left out silently. Over TCP the message is cut after the last whole
-    RR that fits, with TC set. Never malformed.
+    RR that fits, with TC set. Never malformed. ``options``: EDNS options of the response
+    (wire form, ``edns_option``), when the query had EDNS.
     """
     flags = QR | (query.flags & (0x7800 | RD | CD)) | (rcode & 0xF)
     if aa:
         flags |= AA
     if ra:
         flags |= RA
-    opt = opt_record(edns_size, rcode) if query.edns else b""
+    opt = opt_record(edns_size, rcode, options) if query.edns else b""
     room = limit - len(opt)
     buf = bytearray(12)
     buf += query.question
