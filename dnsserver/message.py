@@ -260,10 +260,13 @@ def render_response(
     return bytes(buf)
 
 
-def render_error(data: bytes, rcode: int, query: Query | None = None) -> bytes | None:
+def render_error(
+    data: bytes, rcode: int, query: Query | None = None, options: bytes = b""
+) -> bytes | None:
     """A bare error response (FORMERR, NOTIMP, REFUSED, SERVFAIL) to a query.
 
-    Echoes the question when `query` parsed; returns None when no header can be read.
+    Echoes the question when `query` parsed, with ``options`` in the OPT record when it had
+    EDNS; returns None when no header can be read.
     """
     if len(data) < 12:
         return None
@@ -271,7 +274,7 @@ def render_error(data: bytes, rcode: int, query: Query | None = None) -> bytes |
     out_flags = QR | (flags & (0x7800 | RD | CD)) | (rcode & 0xF)
     if query is None:
         return HEADER.pack(qid, out_flags, 0, 0, 0, 0)
-    opt = opt_record(1232, rcode) if query.edns else b""
+    opt = opt_record(1232, rcode, options) if query.edns else b""
     return HEADER.pack(qid, out_flags, 1, 0, 0, 1 if opt else 0) + query.question + opt
 
 

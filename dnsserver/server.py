@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dnsserver.answer import resolve
+from dnsserver.cookies import COOKIE, CookieError, Cookies, Verdict
 from dnsserver.errors import MessageError
 from dnsserver.forward import Forwarder
 from dnsserver.message import (
@@ -48,6 +49,7 @@ from dnsserver.message import (
     REFUSED,
     SERVFAIL,
     Query,
+    edns_option,
     make_query,
     parse_query,
     parse_response,
@@ -55,6 +57,7 @@ from dnsserver.message import (
     render_response,
 )
 from dnsserver.name import reverse_network
+from dnsserver.negative import NegativeAnswers
 from dnsserver.rdata import AAAA, AXFR, IXFR, PTR, A
 from dnsserver.stats import Counters, DNSStats
 from dnsserver.zone import RRset
@@ -63,6 +66,8 @@ from dnsserver.zonestore import ZoneIndex, ZoneStore
 log = logging.getLogger(__name__)
 
 MAX_ROTATIONS = 16
+NEGATIVE_CACHE_SIZE = 10_000
+"""NXDOMAIN answers kept per UDP socket, apart from the answer cache (`NegativeAnswers`)."""
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 TCP_MAX_MESSAGE = 65535
 
@@ -73,6 +78,43 @@ class _Reply:
     variants: tuple[bytes, ...] = ()  # cacheable renderings (rotations), wire == variants[0]
     deferred: Callable[[], bytes | None] | None = None  # needs an upstream: run off-thread
     depends: Iterable[str] = ()  # names the answer was made from (Resolution.depends)
+    cookie: bytes = b""
+    """The COOKIE option of this query's response, when the query's OPT held only a
+    COOKIE: ``variants`` are then rendered without it (cached by the query without its
+    cookie, `_cookie_size`) and ``wire`` has it spliced in (`_with_option`)."""
+
+
+NSID = 3
+"""The EDNS option code of the name server identifier (RFC 5001)."""
+BADCOOKIE = 23
+"""The extended RCODE of RFC 7873 5.2.3."""
+_COOKIE_TAILS = (
+    (12, b"\x00\x0a\x00\x08", (12).to_bytes(2, "big")),  # a client cookie alone
+    (28, b"\x00\x0a\x00\x18", (28).to_bytes(2, "big")),  # with a 16-byte server cookie
+)
+
+
+def _cookie_size(data: bytes) -> int:
+    """The length of the COOKIE option (code and length included) that ends ``data``
+    when it is the only option of an OPT record ending the message, else 0. Ours are the
+    only server cookies that can be valid, so only their length (16) is looked for."""
+    size = len(data)
+    for length, head, rdlen in _COOKIE_TAILS:
+        start = size - length
+        if (
+            start > 23
+            and data[start : start + 4] == head
+            and data[start - 2 : start] == rdlen
+            and data[start - 11 : start - 8] == b"\x00\x00\x29"
+        ):
+            return length
+    return 0
+
+
+def _with_option(wire: bytes, option: bytes) -> bytes:
+    """``wire`` (whose last RR is an OPT record without options) with ``option`` in its
+    OPT record."""
+    return wire[:-2] + len(option).to_bytes(2, "big") + option
 
 
 class DNSService:
@@ -105,8 +147,14 @@ class DNSService:
         max_tcp_clients: int = 128,
         cache_size: int = 100_000,
         forward_workers: int = 16,
+        cookies: bool = True,
+        require_cookie: bool = False,
+        nsid: bytes = b"",
     ) -> None:
         self.store = store
+        self.cookies = Cookies() if cookies else None
+        self.require_cookie = require_cookie and cookies
+        self.nsid = nsid
         self.listen = list(listen)
         self.forwarder = forwarder
         self.rotate = rotate
@@ -245,12 +293,14 @@ class DNSService:
         """The response to one query message from `client` (forwarding inline), or None to
         drop it."""
         network = self.network_of(client) if client and self._networks else -1
-        reply = self._answer(data, self.store.snapshot(), udp, network)
+        reply = self._answer(data, self.store.snapshot(), udp, network, client)
         if reply.deferred is not None:
             return reply.deferred()
         return reply.wire
 
-    def _answer(self, data: bytes, index: ZoneIndex, udp: bool, network: int = -1) -> _Reply:
+    def _answer(
+        self, data: bytes, index: ZoneIndex, udp: bool, network: int = -1, client: str = ""
+    ) -> _Reply:
         if len(data) < 12 or data[2] & 0x80:
             return _Reply()  # no header, or a response: never answer (no reflection loops)
         try:
@@ -261,11 +311,35 @@ class DNSService:
             return _Reply(render_error(data, NOTIMP, query))
         if query.edns and query.edns_version != 0:
             return _Reply(render_response(query, BADVERS, aa=False, ra=False))
-        if query.qclass not in (CLASS_IN, CLASS_ANY) or query.qtype in (AXFR, IXFR):
-            return _Reply(render_error(data, REFUSED, query))
         ra = self.forwarder is not None
+        cookie = options = b""
+        if query.options:
+            try:
+                cookie, options, bad_cookie = self._edns_options(query, client)
+            except CookieError:
+                return _Reply(render_error(data, FORMERR, query))
+            if bad_cookie and udp and self.require_cookie:
+                return _Reply(render_response(query, BADCOOKIE, aa=False, ra=ra, options=cookie))
+        # A lone COOKIE: the answer is cached without it and the cookie spliced in per query.
+        # Any other option leaves the answer as it is for the same bytes (NSID is fixed).
+        lone = bool(cookie) and len(query.options) == 1 and _cookie_size(data) > 0
+        cacheable = udp and (lone or not cookie)
+        extra = options if lone else cookie + options
+
+        def reply(variants: tuple[bytes, ...], depends: Iterable[str] = ()) -> _Reply:
+            wire = variants[0]
+            if lone:
+                wire = _with_option(wire, cookie)
+            return _Reply(
+                wire,
+                variants if cacheable and wire else (),
+                depends=depends,
+                cookie=cookie if lone else b"",
+            )
+
+        if query.qclass not in (CLASS_IN, CLASS_ANY) or query.qtype in (AXFR, IXFR):
+            return _Reply(render_error(data, REFUSED, query, cookie + options))
         limit = min(query.udp_size, self.max_udp_size) if udp else TCP_MAX_MESSAGE
-        cacheable = udp and not query.edns_options
         result = resolve(index, query.qname, query.qtype)
         if network >= 0 and result.answer:
             result.answer = _same_network(result.answer, self._networks[network])
@@ -280,24 +354,25 @@ class DNSService:
             return _Reply(deferred=lambda: self._forward(data, query, udp))
         if not result.in_zone:
             if forwarder is None:
-                wire = render_error(data, REFUSED, query)
-                return _Reply(wire, (wire,) if cacheable and wire else ())
+                refused = render_error(data, REFUSED, query, extra)
+                return reply((refused,)) if refused else _Reply()
             return _Reply(deferred=lambda: self._forward(data, query, udp))
         if result.external is not None and forwarder is not None:
             external = result.external
 
             def chase() -> bytes | None:
-                extra, rcode = self._chase(external, query.qtype)
+                links, rcode = self._chase(external, query.qtype)
                 return render_response(
                     query,
                     rcode if rcode is not None else result.rcode,
                     aa=True,
                     ra=ra,
-                    answer=result.answer + extra,
+                    answer=result.answer + links,
                     authority=result.authority if rcode is None else [],
                     limit=limit,
                     udp=udp,
                     edns_size=self.max_udp_size,
+                    options=cookie + options,
                 )
 
             return _Reply(deferred=chase)
@@ -316,14 +391,28 @@ class DNSService:
                 authority=result.authority,
                 additional=result.additional,
                 owner=result.owner,
-                limit=limit,
+                limit=limit - len(cookie) if lone else limit,
                 udp=udp,
                 edns_size=self.max_udp_size,
                 rotation=k,
+                options=extra,
             )
             for k in range(rotations)
         )
-        return _Reply(variants[0], variants if cacheable else (), depends=result.depends)
+        return reply(variants, result.depends)
+
+    def _edns_options(self, query: Query, client: str) -> tuple[bytes, bytes, bool]:
+        """The response's COOKIE option, its other options (NSID), and whether the query's
+        server cookie was missing or bad. Raises CookieError for a malformed COOKIE."""
+        cookie = options = b""
+        bad = False
+        for code, value in query.options:
+            if code == COOKIE and self.cookies is not None and not cookie:
+                cookie, verdict = self.cookies.answer(value, client)
+                bad = verdict is not Verdict.VALID
+            elif code == NSID and self.nsid and not value:
+                options += edns_option(NSID, self.nsid)
+        return cookie, options, bad
 
     def _speaks_for(self, qname: str) -> bool:
         """Whether a PTR name stands for an address of `reverse_authority` (or for no
@@ -377,7 +466,16 @@ class DNSService:
         outcomes = counters.outcomes
         slot = counters.slot
         clock = time.perf_counter_ns
+        cookies = self.cookies
+        require_cookie = self.require_cookie
         cache: dict[bytes, tuple[Iterator[bytes], int]] = {}
+        # Answers to queries whose OPT held a lone COOKIE, by the query without that option,
+        # rendered without it up to the OPT's RDLENGTH: the cookie made for this query ends it.
+        cookied: dict[bytes, tuple[Iterator[bytes], int]] = {}
+        negative: NegativeAnswers | None = None  # NXDOMAIN from templates, per index
+        # Its answers, by query: apart from `cache`, and smaller, so that a flood of random
+        # names cannot push the answers of names that exist out.
+        negatives: dict[bytes, tuple[bytes, int]] = {}
         # name -> keys of the cached answers made from it. Keys of answers dropped or
         # replaced since stay listed (dropping one again is harmless); `listed` counts them
         # all, so the lists cannot outgrow the cache for long.
@@ -415,10 +513,16 @@ class DNSService:
                             listed -= len(keys)
                             for stale in keys:
                                 cache.pop(stale, None)
+                                cookied.pop(stale, None)
+                    if any(origin in changed for origin in index.zones):
+                        negatives = {}  # names came or went, or a new SOA
                 else:  # new zones or new networks: every cached answer may differ
                     cache = {}
+                    cookied = {}
+                    negatives = {}
                     users = {}
                     listed = 0
+                negative = None
                 cache_index = index
                 cache_networks = networks
                 cache_authority = authority
@@ -437,14 +541,57 @@ class DNSService:
                 except OSError:
                     pass
                 continue
+            nothing = negatives.get(key)
+            if nothing is not None:
+                outcomes[nothing[1]] += 1
+                try:  # noqa: SIM105 (hot path)
+                    sendto(data[:2] + nothing[0], addr)
+                except OSError:
+                    pass
+                continue
             if not data:
                 if stopping():
                     return
                 continue
             counters.misses += 1
+            cut = _cookie_size(data) if cookies is not None else 0
+            option = b""
+            if cut:  # a lone COOKIE: the answer without it may be cached
+                assert cookies is not None
+                option, verdict = cookies.answer(data[len(data) - cut + 4 :], addr[0])
+                if require_cookie and verdict is not Verdict.VALID:
+                    cut = 0  # BADCOOKIE, from the general path
+                else:
+                    hit = cookied.get(key[:-cut])
+                    if hit is not None:
+                        cycle, number = hit
+                        outcomes[number] += 1
+                        counters.misses -= 1
+                        try:  # noqa: SIM105 (hot path)
+                            sendto(data[:2] + next(cycle) + option, addr)
+                        except OSError:
+                            pass
+                        continue
+            if negative is None:
+                negative = NegativeAnswers(
+                    index, ra=self.forwarder is not None, edns_size=self.max_udp_size
+                )
+            wire = negative.answer(data, option if cut else b"")
+            if wire is not None:
+                number = slot(wire)
+                if not cut:
+                    if len(negatives) >= NEGATIVE_CACHE_SIZE:
+                        negatives.clear()
+                    negatives[key] = (wire[2:], number)
+                outcomes[number] += 1
+                try:  # noqa: SIM105 (hot path)
+                    sendto(wire, addr)
+                except OSError:
+                    pass
+                continue
             started = clock()
             try:
-                reply = answer(data, index, True, network)
+                reply = answer(data, index, True, network, addr[0])
             except Exception:
                 log.exception("failed to answer a UDP query")
                 reply = _Reply(render_error(data, SERVFAIL))
@@ -452,14 +599,23 @@ class DNSService:
                 self._defer(reply.deferred, sendto, addr)
                 continue
             if reply.variants:
-                if len(cache) >= cache_size or listed >= 4 * cache_size:
+                if len(cache) + len(cookied) >= cache_size or listed >= 4 * cache_size:
                     cache.clear()
+                    cookied.clear()
                     users.clear()
                     listed = 0
-                cycle = itertools.cycle([variant[2:] for variant in reply.variants])
-                if len(reply.variants) > 1:
+                if reply.cookie:
+                    rdlen = len(reply.cookie).to_bytes(2, "big")
+                    heads = [variant[2:-2] + rdlen for variant in reply.variants]
+                    key = key[:-cut]
+                    store = cookied
+                else:
+                    heads = [variant[2:] for variant in reply.variants]
+                    store = cache
+                cycle = itertools.cycle(heads)
+                if len(heads) > 1:
                     next(cycle)  # the first variant goes out right now
-                cache[key] = (cycle, slot(reply.variants[0]))
+                store[key] = (cycle, slot(reply.wire or reply.variants[0]))
                 for name in reply.depends:
                     keys = users.get(name)
                     if keys is None:

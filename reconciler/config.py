@@ -475,6 +475,32 @@ OPTIONS = (
         commands=("run", "serve"),
     ),
     Option(
+        "cookies",
+        _boolean,
+        lambda: True,
+        "answer DNS COOKIEs (RFC 7873) with a server cookie, as BIND does",
+        flag=True,
+        commands=("run", "serve"),
+    ),
+    Option(
+        "require_cookie",
+        _boolean,
+        lambda: False,
+        "answer BADCOOKIE to UDP queries without a valid server cookie (BIND's "
+        "require-server-cookie); clients then retry with the cookie, or over TCP",
+        switch=True,
+        commands=("run", "serve"),
+    ),
+    Option(
+        "nsid",
+        _text,
+        lambda: "",
+        "name server identifier (RFC 5001) for clients that ask for it (dig +nsid), "
+        "such as the host name",
+        "TEXT",
+        commands=("run", "serve"),
+    ),
+    Option(
         "resync",
         _seconds,
         lambda: 60.0,
@@ -776,6 +802,9 @@ class Settings:
     nameserver: tuple[tuple[str, int], ...]
     no_rec: bool
     rotate: bool
+    cookies: bool
+    require_cookie: bool
+    nsid: str
     resync: float
     max_delete_fraction: float
     docker: str

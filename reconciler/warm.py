@@ -57,7 +57,15 @@ def start_dns(settings: Settings, store: ZoneStore) -> DNSService | None:
     listen = listen_addresses(settings.dns)
     if not listen:
         return None
-    service = DNSService(store, listen, forwarder=make_forwarder(settings), rotate=settings.rotate)
+    service = DNSService(
+        store,
+        listen,
+        forwarder=make_forwarder(settings),
+        rotate=settings.rotate,
+        cookies=settings.cookies,
+        require_cookie=settings.require_cookie,
+        nsid=settings.nsid.encode(),
+    )
     service.start()
     return service
 

@@ -1,0 +1,152 @@
+"""NXDOMAIN from templates (dnsserver/negative.py): byte for byte what the general path
+renders, and only where the general path would say NXDOMAIN."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import dns.edns
+import dns.message
+import dns.rcode
+import pytest
+
+from dnsserver import DNSService, ZoneDirectory, ZoneStore, parse_zone_text, rrset_from_text
+from dnsserver.negative import NegativeAnswers
+from tests.dnsserver.conftest import Server
+from tests.servers import query
+
+
+@pytest.fixture(scope="module")
+def store(zone_files: Path) -> ZoneStore:
+    store = ZoneStore()
+    ZoneDirectory(zone_files, store).rescan()
+    return store
+
+
+def _wire(name: str, rdtype: str = "A", *, edns: int = -1, odd_case: bool = False) -> bytes:
+    message = dns.message.make_query(name, rdtype, use_edns=edns, want_dnssec=edns >= 0)
+    wire = bytearray(message.to_wire())
+    if odd_case:  # 0x20: mixed case in the question, echoed as sent
+        for n in range(13, 13 + len(name)):
+            if 0x61 <= wire[n] <= 0x7A and n % 2:
+                wire[n] -= 0x20
+    return bytes(wire)
+
+
+def _general(store: ZoneStore, data: bytes) -> bytes | None:
+    return DNSService(store, [])._answer(data, store.snapshot(), True).wire
+
+
+def test_templates_make_the_bytes_the_general_path_makes(store: ZoneStore) -> None:
+    negative = NegativeAnswers(store.snapshot(), ra=False, edns_size=4096)
+    chooser = random.Random(7)
+    made = 0
+    for n in range(400):
+        label = "".join(chooser.choice("abcdefghij0123-_") for _ in range(chooser.randint(1, 20)))
+        zone = chooser.choice(["skydns.local.", "east.skydns.local.", "0.10.in-addr.arpa."])
+        rdtype = chooser.choice(["A", "AAAA", "SRV", "TXT", "SOA", "MX"])
+        data = _wire(f"x{label}.{zone}", rdtype, edns=n % 2 - 1, odd_case=bool(n % 3))
+        wire = negative.answer(data)
+        assert wire is not None, data
+        assert wire == _general(store, data)
+        assert dns.message.from_wire(wire).rcode() == dns.rcode.NXDOMAIN
+        made += 1
+    assert made == 400
+
+
+@pytest.mark.parametrize(
+    ("name", "rdtype", "why"),
+    [
+        ("web.docker.", "A", "exists"),
+        ("web.docker.", "TXT", "exists (NODATA)"),
+        ("a.b.c.docker.", "A", "an empty non-terminal (NODATA)"),
+        ("x.sub.docker.", "A", "below a delegation: a referral"),
+        ("*.redis.docker.", "A", "a query wildcard"),
+        ("any.redis.docker.", "A", "a query wildcard"),
+        ("x.wild.docker.", "A", "an RFC 4592 wildcard record"),
+        ("nothing.docker.", "A", "a zone with wildcard records"),
+        ("www.example.test.", "A", "outside the zones"),
+        ("9.9.0.10.in-addr.arpa.", "PTR", "PTR may be forwarded"),
+        ("x.docker.", "ANY", "ANY stays on one path"),
+        ("x.docker.", "AXFR", "a zone transfer"),
+    ],
+)
+def test_everything_but_a_plain_nxdomain_goes_to_the_general_path(
+    store: ZoneStore, name: str, rdtype: str, why: str
+) -> None:
+    negative = NegativeAnswers(store.snapshot(), ra=False, edns_size=4096)
+    assert negative.answer(_wire(name, rdtype, edns=0)) is None, why
+
+
+def test_queries_of_another_shape_go_to_the_general_path(store: ZoneStore) -> None:
+    negative = NegativeAnswers(store.snapshot(), ra=False, edns_size=4096)
+    plain = _wire("nothing.skydns.local.", edns=0)
+    assert negative.answer(plain) is not None
+    nsid = dns.message.make_query(
+        "nothing.skydns.local.",
+        "A",
+        use_edns=0,
+        options=[dns.edns.GenericOption(dns.edns.NSID, b"")],
+    ).to_wire()
+    assert negative.answer(nsid) is None  # an option to answer: the general path
+    version1 = dns.message.make_query("nothing.skydns.local.", "A", use_edns=1).to_wire()
+    assert negative.answer(version1) is None  # BADVERS
+    notify = bytearray(plain)
+    notify[2] |= 4 << 3
+    assert negative.answer(bytes(notify)) is None  # opcode NOTIFY
+    assert negative.answer(plain + b"\x00") is None  # trailing garbage: FORMERR
+    assert negative.answer(plain[:20]) is None
+    escaped = _wire("a\\.b.skydns.local.")
+    assert negative.answer(escaped) is None  # a dot inside a label
+
+
+def test_a_flood_of_random_names_gets_nxdomain_over_udp(dockzone_dns: Server) -> None:
+    """Each name asked once: no answer cache can help, every one is NXDOMAIN with the SOA."""
+    for n in range(200):
+        name = f"flood{n}-{random.getrandbits(32):x}.skydns.local."
+        response = dockzone_dns.query(name, "A")
+        assert response.rcode() == dns.rcode.NXDOMAIN
+        assert [rrset.name.to_text() for rrset in response.authority] == ["skydns.local."]
+
+
+CUT_ZONE = """\
+$ORIGIN cut.test.
+$TTL 30
+@ IN SOA ns hostmaster 1 3600 600 86400 30
+@ IN NS ns
+ns IN A 127.0.0.1
+sub IN NS ns.sub
+ns.sub IN A 10.0.0.1
+"""
+
+
+def test_names_below_a_delegation_get_the_referral_not_a_template() -> None:
+    store = ZoneStore({"cut.test.": parse_zone_text(CUT_ZONE, "cut.test.")})
+    negative = NegativeAnswers(store.snapshot(), ra=False, edns_size=1232)
+    assert negative.answer(_wire("x.sub.cut.test.")) is None
+    assert negative.answer(_wire("deeper.x.sub.cut.test.", edns=0)) is None
+    data = _wire("other.cut.test.", edns=0)
+    wire = negative.answer(data)
+    assert wire is not None
+    assert (
+        wire == DNSService(store, [], max_udp_size=1232)._answer(data, store.snapshot(), True).wire
+    )
+
+
+def test_a_name_that_comes_into_existence_answers_at_once(
+    make_service: Callable[..., DNSService],
+) -> None:
+    """NXDOMAIN answers made from templates are kept apart from the answer cache; a patch
+    that adds the name (or moves the SOA) drops them."""
+    store = ZoneStore({"cut.test.": parse_zone_text(CUT_ZONE, "cut.test.")})
+    port = make_service(store).addresses[0][1]
+    for _ in range(3):
+        assert query("127.0.0.1", port, "new.cut.test.", "A").rcode() == dns.rcode.NXDOMAIN
+    added = rrset_from_text("cut.test.", "new.cut.test.", "A", 30, ["10.0.0.9"])
+    store.patch({"cut.test.": {("new.cut.test.", "A"): added}})
+    response = query("127.0.0.1", port, "new.cut.test.", "A")
+    assert [rr.to_text() for rrset in response.answer for rr in rrset] == ["10.0.0.9"]
+    store.patch({"cut.test.": {("new.cut.test.", "A"): None}})
+    assert query("127.0.0.1", port, "new.cut.test.", "A").rcode() == dns.rcode.NXDOMAIN
