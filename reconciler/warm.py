@@ -57,7 +57,13 @@ def start_dns(settings: Settings, store: ZoneStore) -> DNSService | None:
     listen = listen_addresses(settings.dns)
     if not listen:
         return None
-    service = DNSService(store, listen, forwarder=make_forwarder(settings), rotate=settings.rotate)
+    service = DNSService(
+        store,
+        listen,
+        forwarder=make_forwarder(settings),
+        rotate=settings.rotate,
+        tcp_idle_timeout=settings.tcp_idle_timeout,
+    )
     service.start()
     return service
 
