@@ -326,3 +326,32 @@ def make_query(qid: int, qname: str, qtype: int, rd: bool = True) -> bytes:
         + name_to_wire(qname)
         + struct.pack("!HH", qtype, CLASS_IN)
     )
+
+
+TCP_KEEPALIVE = 11
+"""The edns-tcp-keepalive option code (RFC 7828)."""
+
+
+def add_edns_option(wire: bytes, option: bytes) -> bytes:
+    """``wire`` with ``option`` (wire form, ``edns_option``) appended to its OPT record;
+    unchanged when it has none or cannot be read (a response whose query had no EDNS).
+
+    For options the answer path does not know about, added by a transport (TCP keepalive):
+    works on any response, ours or an upstream's.
+    """
+    try:
+        _, _, qdcount, ancount, nscount, arcount = HEADER.unpack_from(wire)
+        pos = 12
+        for _ in range(qdcount):
+            _, pos = read_name(wire, pos)
+            pos += 4
+        for index in range(ancount + nscount + arcount):
+            _, rdtype, _, _, rdlen, pos = read_record_header(wire, pos)
+            end = pos + rdlen
+            if rdtype == OPT and index >= ancount + nscount:
+                length = (rdlen + len(option)).to_bytes(2, "big")
+                return wire[: pos - 2] + length + wire[pos:end] + option + wire[end:]
+            pos = end
+    except (ValueError, struct.error):
+        pass
+    return wire

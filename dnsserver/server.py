@@ -12,8 +12,13 @@ is cached. Any other swap (a reload, zones added or removed, patches the loop mi
 answers (NXDOMAIN, NODATA) and REFUSED are cached like positive ones; rotated A/AAAA
 answers are cached as a cycle of pre-rendered rotations. A miss goes through
 `message.parse_query` and `answer.resolve`. Forwarded questions never touch the cache and
-run on a small thread pool, so a slow upstream cannot stall the socket. TCP: one thread
-per connection, idle timeout, bounded number of connections, messages up to 64 KiB.
+run on a small thread pool, so a slow upstream cannot stall the socket. TCP: one reading
+thread per connection, messages up to 64 KiB, a bounded number of connections. Pipelined
+queries (RFC 7766 6.2.1.1) are answered as they are read; one that needs an upstream runs
+on the same pool and its response is written when done, so the answers behind it are not
+held up (out of order, RFC 7766 7). Idle connections close after `tcp_idle_timeout` (RFC
+7766 6.2.3), which responses announce in an edns-tcp-keepalive option (RFC 7828) when the
+query carried one.
 
 Statistics (`stats()`) are plain integers: each UDP thread owns its `Counters`; a cached
 answer carries its outcome slot, so a hit costs one list increment and is not timed; only
@@ -48,7 +53,9 @@ from dnsserver.message import (
     NXDOMAIN,
     REFUSED,
     SERVFAIL,
+    TCP_KEEPALIVE,
     Query,
+    add_edns_option,
     edns_option,
     make_query,
     parse_query,
@@ -128,6 +135,12 @@ class DNSService:
     network-aware: a client whose address lies in one of them gets, of an A/AAAA RRset, only
     the addresses in that same network, when there are any; otherwise every address.
 
+    TCP (RFC 7766, as BIND): a connection that sent no query for `tcp_idle_timeout` seconds
+    (BIND's tcp-idle-timeout, 30 s) with none in flight is closed; a new one gets
+    `tcp_initial_timeout` (BIND's tcp-initial-timeout; None: the idle timeout) for its first.
+    At most `max_tcp_in_flight` queries of one connection wait for an upstream at a time;
+    beyond that the connection is not read until one is answered. All settable at any time.
+
     `reverse_authority` (settable at any time) limits what the reverse zones speak for, as
     SkyDNS does: None (the default) answers every name of every served zone itself; a
     tuple of networks makes a PTR question about an address outside all of them, which
@@ -143,8 +156,10 @@ class DNSService:
         forwarder: Forwarder | None = None,
         rotate: bool = True,
         max_udp_size: int = 4096,
-        tcp_idle_timeout: float = 10.0,
+        tcp_idle_timeout: float = 30.0,
+        tcp_initial_timeout: float | None = None,
         max_tcp_clients: int = 128,
+        max_tcp_in_flight: int = 32,
         cache_size: int = 100_000,
         forward_workers: int = 16,
         cookies: bool = True,
@@ -160,7 +175,9 @@ class DNSService:
         self.rotate = rotate
         self.max_udp_size = max(512, min(max_udp_size, 65535))
         self.tcp_idle_timeout = tcp_idle_timeout
+        self.tcp_initial_timeout = tcp_initial_timeout
         self.max_tcp_clients = max_tcp_clients
+        self.max_tcp_in_flight = max_tcp_in_flight
         self.cache_size = cache_size
         self._forward_workers = forward_workers
         self._max_pending = forward_workers * 16
@@ -676,33 +693,176 @@ class DNSService:
             ).start()
 
     def _serve_connection(self, conn: socket.socket, client: str = "") -> None:
+        connection = _Connection(conn, self.max_tcp_in_flight)
+        stopping = self._stopping.is_set
         try:
-            conn.settimeout(self.tcp_idle_timeout)
-            while not self._stopping.is_set():
-                head = _recv_exact(conn, 2)
-                if head is None:
-                    return
-                length = int.from_bytes(head, "big")
-                if length == 0:
-                    return
-                data = _recv_exact(conn, length)
+            while not stopping():
+                data = self._read_query(connection)
                 if data is None:
                     return
-                started = time.perf_counter_ns()
-                try:
-                    wire = self.answer(data, udp=False, client=client)
-                except Exception:
-                    log.exception("failed to answer a TCP query")
-                    wire = render_error(data, SERVFAIL)
-                self._tcp_counters.answered_locked(wire, time.perf_counter_ns() - started)
-                if wire is not None:
-                    conn.sendall(len(wire).to_bytes(2, "big") + wire)
+                self._answer_tcp(connection, data, client)
         except OSError:
             pass  # timeouts, resets: the client is gone
         finally:
+            # A client may send its queries and close its side: answer what is in flight
+            # (a forward ends within the forwarder's timeouts; this wait is only a bound).
+            connection.wait_idle(stopping, self.tcp_idle_timeout)
             with self._clients_lock:
                 self._clients.discard(conn)
             conn.close()
+
+    def _read_query(self, connection: _Connection) -> bytes | None:
+        """The next message on a connection; None when the client closed it, sent a zero
+        length, or was idle too long: no query for the idle timeout and none in flight
+        (RFC 7766 6.2.3), or for the initial timeout before its first query."""
+        conn = connection.sock
+        while True:
+            timeout = self.tcp_idle_timeout
+            if not connection.queries and self.tcp_initial_timeout is not None:
+                timeout = self.tcp_initial_timeout
+            left = timeout - (time.monotonic() - connection.last_active)
+            if left <= 0 and connection.in_flight == 0:
+                return None
+            conn.settimeout(max(left, 0.05) if connection.in_flight == 0 else timeout)
+            try:
+                head = conn.recv(2)
+            except TimeoutError:
+                continue  # idle long enough? (a response written since then resets it)
+            break
+        conn.settimeout(self.tcp_idle_timeout)  # within a message: it must keep coming
+        if len(head) == 1:
+            rest = _recv_exact(conn, 1)
+            if rest is None:
+                return None
+            head += rest
+        if not head or head == b"\x00\x00":
+            return None
+        data = _recv_exact(conn, int.from_bytes(head, "big"))
+        if data is not None:
+            connection.queries += 1
+            connection.last_active = time.monotonic()
+        return data
+
+    def _answer_tcp(self, connection: _Connection, data: bytes, client: str) -> None:
+        """Answer one query read from a connection: now, or on the executor when it needs
+        an upstream (waiting while `max_tcp_in_flight` of the connection's are there)."""
+        started = time.perf_counter_ns()
+        keepalive = b""
+        try:
+            query: Query | None = parse_query(data)
+        except MessageError:
+            query = None  # `_answer` says FORMERR or drops it
+        if query is not None and query.edns:
+            for code, value in query.options:
+                if code == TCP_KEEPALIVE:
+                    if value:  # RFC 7828 3.2.1: the client MUST send it empty
+                        wire = render_error(data, FORMERR, query)
+                        self._tcp_counters.answered_locked(wire, time.perf_counter_ns() - started)
+                        if wire is not None:
+                            connection.send(wire)
+                        return
+                    ticks = min(int(self.tcp_idle_timeout * 10), 0xFFFF)  # 100 ms units
+                    keepalive = edns_option(TCP_KEEPALIVE, ticks.to_bytes(2, "big"))
+        network = self.network_of(client) if client and self._networks else -1
+        try:
+            reply = self._answer(data, self.store.snapshot(), False, network, client)
+        except Exception:
+            log.exception("failed to answer a TCP query")
+            reply = _Reply(render_error(data, SERVFAIL))
+        if reply.deferred is not None:
+            executor = self._executor
+            if executor is not None and connection.begin(self._stopping.is_set):
+                try:
+                    executor.submit(
+                        self._run_tcp_deferred, connection, reply.deferred, keepalive, started
+                    )
+                    return
+                except RuntimeError:  # shutting down
+                    connection.end()
+            return
+        self._tcp_respond(connection, reply.wire, keepalive, started)
+
+    def _run_tcp_deferred(
+        self,
+        connection: _Connection,
+        job: Callable[[], bytes | None],
+        keepalive: bytes,
+        started: int,
+    ) -> None:
+        try:
+            try:
+                wire = job()
+            except Exception:
+                log.exception("failed to forward a TCP query")
+                wire = None
+            self._tcp_respond(connection, wire, keepalive, started)
+        except OSError:
+            connection.close()  # the client is gone: wake the reader
+        finally:
+            connection.end()
+
+    def _tcp_respond(
+        self, connection: _Connection, wire: bytes | None, keepalive: bytes, started: int
+    ) -> None:
+        if wire is not None and keepalive:
+            with_option = add_edns_option(wire, keepalive)
+            if len(with_option) <= TCP_MAX_MESSAGE:  # a response cut to 64 KiB goes without
+                wire = with_option
+        self._tcp_counters.answered_locked(wire, time.perf_counter_ns() - started)
+        if wire is not None:
+            connection.send(wire)
+
+
+class _Connection:
+    """One TCP client, shared by its reading thread and the executor's: responses are
+    written whole under `_write`; `in_flight` counts its queries waiting for an upstream."""
+
+    __slots__ = ("_state", "_write", "in_flight", "last_active", "limit", "queries", "sock")
+
+    def __init__(self, sock: socket.socket, limit: int = 32) -> None:
+        self.sock = sock
+        self.limit = limit
+        self.queries = 0
+        self.in_flight = 0
+        self.last_active = time.monotonic()
+        self._write = threading.Lock()
+        self._state = threading.Condition()
+
+    def send(self, wire: bytes) -> None:
+        """Write one response (length prefix and message, never interleaved); raises
+        OSError."""
+        with self._write:
+            self.sock.sendall(len(wire).to_bytes(2, "big") + wire)
+            self.last_active = time.monotonic()
+
+    def begin(self, stopping: Callable[[], bool]) -> bool:
+        """Count one more query in flight, waiting while `limit` are; False when stopping."""
+        with self._state:
+            while self.in_flight >= self.limit:
+                if stopping():
+                    return False
+                self._state.wait(0.5)
+            self.in_flight += 1
+            return True
+
+    def end(self) -> None:
+        with self._state:
+            self.in_flight -= 1
+            self._state.notify_all()
+
+    def wait_idle(self, stopping: Callable[[], bool], timeout: float) -> None:
+        """Wait until no query is in flight (at most `timeout` seconds, or until stopping)."""
+        deadline = time.monotonic() + timeout
+        with self._state:
+            while self.in_flight and not stopping():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._state.wait(min(left, 0.5))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
 
 
 def _same_network(answer: list[RRset], network: IPNetwork) -> list[RRset]:

@@ -224,6 +224,18 @@ def _seconds(value: Any, where: str) -> float:
     return number
 
 
+def _tcp_timeout(value: Any, where: str) -> float:
+    """Seconds, 0.1 to 6553.5: what the edns-tcp-keepalive option (RFC 7828) can announce,
+    in its units of 100 ms."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: must be a number of seconds, not {value!r}") from None
+    if isinstance(value, bool) or not 0.1 <= number <= 6553.5:
+        raise ConfigError(f"{where}: must be 0.1..6553.5 seconds, not {value!r}")
+    return number
+
+
 def _grace(value: Any, where: str) -> float:
     """Seconds, 0 included (no grace)."""
     try:
@@ -498,6 +510,16 @@ OPTIONS = (
         "name server identifier (RFC 5001) for clients that ask for it (dig +nsid), "
         "such as the host name",
         "TEXT",
+        commands=("run", "serve"),
+    ),
+    Option(
+        "tcp_idle_timeout",
+        _tcp_timeout,
+        lambda: 30.0,
+        "seconds a DNS-over-TCP connection may stay idle, and wait for its first query "
+        "(BIND's tcp-idle-timeout and tcp-initial-timeout); announced to clients that ask "
+        "(edns-tcp-keepalive)",
+        "SECONDS",
         commands=("run", "serve"),
     ),
     Option(
@@ -805,6 +827,7 @@ class Settings:
     cookies: bool
     require_cookie: bool
     nsid: str
+    tcp_idle_timeout: float
     resync: float
     max_delete_fraction: float
     docker: str

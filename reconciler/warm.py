@@ -65,6 +65,7 @@ def start_dns(settings: Settings, store: ZoneStore) -> DNSService | None:
         cookies=settings.cookies,
         require_cookie=settings.require_cookie,
         nsid=settings.nsid.encode(),
+        tcp_idle_timeout=settings.tcp_idle_timeout,
     )
     service.start()
     return service

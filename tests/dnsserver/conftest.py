@@ -190,7 +190,8 @@ class Upstream:
     """A tiny DNS server on loopback standing in for an upstream resolver.
 
     Answers from `records` ({(name, type): [zone-file lines]}), NXDOMAIN otherwise; counts
-    the questions it saw.
+    the questions it saw. With `delay`, each reply leaves that many seconds after its query
+    (a slow upstream; queries in the meantime are read and delayed alike).
     """
 
     host: str
@@ -198,6 +199,7 @@ class Upstream:
     seen: list[tuple[str, str]] = field(default_factory=list)
     sock: socket.socket | None = None
     thread: threading.Thread | None = None
+    delay: float = 0.0
 
     @property
     def port(self) -> int:
@@ -234,7 +236,17 @@ class Upstream:
                     name, ttl, rdclass, rdtype, rdata = line.split(maxsplit=4)
                     rrset = dns.rrset.from_text(name, int(ttl), rdclass, rdtype, rdata)
                     response.answer.append(rrset)
-            self.sock.sendto(response.to_wire(), addr)
+            if self.delay:
+                timer = threading.Timer(self.delay, self._send, (response.to_wire(), addr))
+                timer.daemon = True
+                timer.start()
+            else:
+                self._send(response.to_wire(), addr)
+
+    def _send(self, wire: bytes, addr: tuple[str, int]) -> None:
+        assert self.sock is not None
+        with contextlib.suppress(OSError):  # stopped meanwhile
+            self.sock.sendto(wire, addr)
 
     def stop(self) -> None:
         if self.sock is not None:

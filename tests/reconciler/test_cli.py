@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.helpers import service
+from tests.servers import Daemon, dig
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ["render", "diff", "apply", "zones", "show", "explain", "run", "serve", "operator"]
@@ -337,3 +338,21 @@ def test_a_bad_reverse_zone_names_the_option(value: str, message: str) -> None:
     result = dockzone("render", "--reverse-zone", value)
     assert result.returncode == 2
     assert f"--reverse-zone: {message}" in result.stderr
+
+
+def test_tcp_idle_timeout_reaches_the_dns_server(defs: Path, tmp_path: Path) -> None:
+    """``--tcp-idle-timeout`` is what TCP clients asking for edns-tcp-keepalive are told."""
+    daemon = Daemon.start(tmp_path, defs, "--docker", "off", "--tcp-idle-timeout", "12.5")
+    try:
+        out = dig(daemon.port, "+tcp", "+keepalive", "docker.", "SOA")
+    finally:
+        daemon.stop()
+    assert "status: NOERROR" in out
+    assert "TCP KEEPALIVE: 12.5 secs" in out
+
+
+@pytest.mark.parametrize("value", ["0", "6554", "soon"])
+def test_a_bad_tcp_idle_timeout_names_the_option(value: str) -> None:
+    result = dockzone("serve", "--tcp-idle-timeout", value)
+    assert result.returncode == 2
+    assert "--tcp-idle-timeout: must be" in result.stderr
