@@ -14,6 +14,8 @@ answers are cached as a cycle of pre-rendered rotations. A miss goes through
 `message.parse_query` and `answer.resolve`. Forwarded questions never touch the cache and
 run on a small thread pool, so a slow upstream cannot stall the socket. TCP: one thread
 per connection, idle timeout, bounded number of connections, messages up to 64 KiB.
+With `rrl` set, every UDP response, cached or built, passes `RateLimiter.check` just
+before it is sent (`dnsserver.rrl`).
 
 Statistics (`stats()`) are plain integers: each UDP thread owns its `Counters`; a cached
 answer carries its outcome slot, so a hit costs one list increment and is not timed; only
@@ -56,6 +58,7 @@ from dnsserver.message import (
 )
 from dnsserver.name import reverse_network
 from dnsserver.rdata import AAAA, AXFR, IXFR, PTR, A
+from dnsserver.rrl import SLIP, RateLimiter, slip_response
 from dnsserver.stats import Counters, DNSStats
 from dnsserver.zone import RRset
 from dnsserver.zonestore import ZoneIndex, ZoneStore
@@ -91,6 +94,9 @@ class DNSService:
     tuple of networks makes a PTR question about an address outside all of them, which
     the served reverse zone has no answer for, go to the forwarder instead of getting
     NXDOMAIN (a LAN host beside a published address keeps its upstream name).
+
+    `rrl` (set before `start`) rate-limits UDP responses (`dnsserver.rrl`); clients inside
+    `networks` (the Docker networks dockzone watches) are never limited.
     """
 
     def __init__(
@@ -105,6 +111,7 @@ class DNSService:
         max_tcp_clients: int = 128,
         cache_size: int = 100_000,
         forward_workers: int = 16,
+        rrl: RateLimiter | None = None,
     ) -> None:
         self.store = store
         self.listen = list(listen)
@@ -114,6 +121,7 @@ class DNSService:
         self.tcp_idle_timeout = tcp_idle_timeout
         self.max_tcp_clients = max_tcp_clients
         self.cache_size = cache_size
+        self.rrl = rrl
         self._forward_workers = forward_workers
         self._max_pending = forward_workers * 16
         self._pending = 0
@@ -377,6 +385,8 @@ class DNSService:
         outcomes = counters.outcomes
         slot = counters.slot
         clock = time.perf_counter_ns
+        rrl = self.rrl
+        monotonic = time.monotonic
         cache: dict[bytes, tuple[Iterator[bytes], int]] = {}
         # name -> keys of the cached answers made from it. Keys of answers dropped or
         # replaced since stay listed (dropping one again is harmless); `listed` counts them
@@ -432,8 +442,14 @@ class DNSService:
             if hit is not None:
                 cycle, number = hit
                 outcomes[number] += 1
+                wire = next(cycle)
+                if rrl is not None and network < 0:
+                    verdict = rrl.check(addr[0], data, wire[1] & 15, monotonic())
+                    if verdict:
+                        _limit(verdict, data, addr, sendto, counters)
+                        continue
                 try:  # noqa: SIM105 (hot path: try/except costs less than contextlib.suppress)
-                    sendto(data[:2] + next(cycle), addr)
+                    sendto(data[:2] + wire, addr)
                 except OSError:
                     pass
                 continue
@@ -468,8 +484,14 @@ class DNSService:
                         keys.append(key)
                     listed += 1
             if reply.wire is not None:
-                with contextlib.suppress(OSError):
-                    sendto(data[:2] + reply.wire[2:], addr)
+                verdict = 0
+                if rrl is not None and network < 0:
+                    verdict = rrl.check(addr[0], data, reply.wire[3] & 15, monotonic())
+                if verdict:
+                    _limit(verdict, data, addr, sendto, counters)
+                else:
+                    with contextlib.suppress(OSError):
+                        sendto(data[:2] + reply.wire[2:], addr)
             counters.answered(reply.wire, clock() - started)
 
     def _defer(self, job: Callable[[], bytes | None], sendto: SendTo, addr: Address) -> None:
@@ -547,6 +569,14 @@ class DNSService:
             with self._clients_lock:
                 self._clients.discard(conn)
             conn.close()
+
+
+def _limit(verdict: int, query: bytes, addr: Address, sendto: SendTo, counters: Counters) -> None:
+    """Count a response RRL dropped or slipped, and send the slip's truncated reply."""
+    counters.limited[verdict] += 1
+    if verdict == SLIP:
+        with contextlib.suppress(OSError):
+            sendto(slip_response(query), addr)
 
 
 def _same_network(answer: list[RRset], network: IPNetwork) -> list[RRset]:
