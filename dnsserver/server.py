@@ -19,6 +19,8 @@ on the same pool and its response is written when done, so the answers behind it
 held up (out of order, RFC 7766 7). Idle connections close after `tcp_idle_timeout` (RFC
 7766 6.2.3), which responses announce in an edns-tcp-keepalive option (RFC 7828) when the
 query carried one.
+With `rrl` set, every UDP response, cached or built, passes `RateLimiter.check` just
+before it is sent (`dnsserver.rrl`).
 
 Statistics (`stats()`) are plain integers: each UDP thread owns its `Counters`; a cached
 answer carries its outcome slot, so a hit costs one list increment and is not timed; only
@@ -66,6 +68,7 @@ from dnsserver.message import (
 from dnsserver.name import reverse_network
 from dnsserver.negative import NegativeAnswers
 from dnsserver.rdata import AAAA, AXFR, IXFR, PTR, A
+from dnsserver.rrl import SLIP, RateLimiter, slip_response
 from dnsserver.stats import Counters, DNSStats
 from dnsserver.zone import RRset
 from dnsserver.zonestore import ZoneIndex, ZoneStore
@@ -146,6 +149,9 @@ class DNSService:
     tuple of networks makes a PTR question about an address outside all of them, which
     the served reverse zone has no answer for, go to the forwarder instead of getting
     NXDOMAIN (a LAN host beside a published address keeps its upstream name).
+
+    `rrl` (set before `start`) rate-limits UDP responses (`dnsserver.rrl`); clients inside
+    `networks` (the Docker networks dockzone watches) are never limited.
     """
 
     def __init__(
@@ -165,6 +171,7 @@ class DNSService:
         cookies: bool = True,
         require_cookie: bool = False,
         nsid: bytes = b"",
+        rrl: RateLimiter | None = None,
     ) -> None:
         self.store = store
         self.cookies = Cookies() if cookies else None
@@ -179,6 +186,7 @@ class DNSService:
         self.max_tcp_clients = max_tcp_clients
         self.max_tcp_in_flight = max_tcp_in_flight
         self.cache_size = cache_size
+        self.rrl = rrl
         self._forward_workers = forward_workers
         self._max_pending = forward_workers * 16
         self._pending = 0
@@ -485,6 +493,20 @@ class DNSService:
         clock = time.perf_counter_ns
         cookies = self.cookies
         require_cookie = self.require_cookie
+        rrl = self.rrl
+        monotonic = time.monotonic
+
+        def send(out: bytes, query: bytes, addr: Address, network: int) -> None:
+            """Send a response made off the answer cache, through the rate limiter (clients
+            in the served networks are exempt). The cache hit path does the same inline."""
+            if rrl is not None and network < 0:
+                verdict = rrl.check(addr[0], query, out[3] & 15, monotonic())
+                if verdict:
+                    _limit(verdict, query, addr, sendto, counters)
+                    return
+            with contextlib.suppress(OSError):
+                sendto(out, addr)
+
         cache: dict[bytes, tuple[Iterator[bytes], int]] = {}
         # Answers to queries whose OPT held a lone COOKIE, by the query without that option,
         # rendered without it up to the OPT's RDLENGTH: the cookie made for this query ends it.
@@ -492,7 +514,7 @@ class DNSService:
         negative: NegativeAnswers | None = None  # NXDOMAIN from templates, per index
         # Its answers, by query: apart from `cache`, and smaller, so that a flood of random
         # names cannot push the answers of names that exist out.
-        negatives: dict[bytes, tuple[bytes, int]] = {}
+        negatives: dict[bytes, tuple[Iterator[bytes], int]] = {}
         # name -> keys of the cached answers made from it. Keys of answers dropped or
         # replaced since stay listed (dropping one again is harmless); `listed` counts them
         # all, so the lists cannot outgrow the cache for long.
@@ -550,19 +572,19 @@ class DNSService:
                 if network >= 0:
                     key = network.to_bytes(2, "big") + b"\xff" + key
             hit = cache.get(key)
+            if hit is None:
+                hit = negatives.get(key)
             if hit is not None:
                 cycle, number = hit
                 outcomes[number] += 1
+                wire = next(cycle)
+                if rrl is not None and network < 0:
+                    verdict = rrl.check(addr[0], data, wire[1] & 15, monotonic())
+                    if verdict:
+                        _limit(verdict, data, addr, sendto, counters)
+                        continue
                 try:  # noqa: SIM105 (hot path: try/except costs less than contextlib.suppress)
-                    sendto(data[:2] + next(cycle), addr)
-                except OSError:
-                    pass
-                continue
-            nothing = negatives.get(key)
-            if nothing is not None:
-                outcomes[nothing[1]] += 1
-                try:  # noqa: SIM105 (hot path)
-                    sendto(data[:2] + nothing[0], addr)
+                    sendto(data[:2] + wire, addr)
                 except OSError:
                     pass
                 continue
@@ -575,8 +597,8 @@ class DNSService:
             option = b""
             if cut:  # a lone COOKIE: the answer without it may be cached
                 assert cookies is not None
-                option, verdict = cookies.answer(data[len(data) - cut + 4 :], addr[0])
-                if require_cookie and verdict is not Verdict.VALID:
+                option, judged = cookies.answer(data[len(data) - cut + 4 :], addr[0])
+                if require_cookie and judged is not Verdict.VALID:
                     cut = 0  # BADCOOKIE, from the general path
                 else:
                     hit = cookied.get(key[:-cut])
@@ -584,27 +606,21 @@ class DNSService:
                         cycle, number = hit
                         outcomes[number] += 1
                         counters.misses -= 1
-                        try:  # noqa: SIM105 (hot path)
-                            sendto(data[:2] + next(cycle) + option, addr)
-                        except OSError:
-                            pass
+                        send(data[:2] + next(cycle) + option, data, addr, network)
                         continue
             if negative is None:
                 negative = NegativeAnswers(
                     index, ra=self.forwarder is not None, edns_size=self.max_udp_size
                 )
-            wire = negative.answer(data, option if cut else b"")
-            if wire is not None:
-                number = slot(wire)
+            made = negative.answer(data, option if cut else b"")
+            if made is not None:
+                number = slot(made)
                 if not cut:
                     if len(negatives) >= NEGATIVE_CACHE_SIZE:
                         negatives.clear()
-                    negatives[key] = (wire[2:], number)
+                    negatives[key] = (itertools.repeat(made[2:]), number)
                 outcomes[number] += 1
-                try:  # noqa: SIM105 (hot path)
-                    sendto(wire, addr)
-                except OSError:
-                    pass
+                send(made, data, addr, network)
                 continue
             started = clock()
             try:
@@ -641,8 +657,7 @@ class DNSService:
                         keys.append(key)
                     listed += 1
             if reply.wire is not None:
-                with contextlib.suppress(OSError):
-                    sendto(data[:2] + reply.wire[2:], addr)
+                send(data[:2] + reply.wire[2:], data, addr, network)
             counters.answered(reply.wire, clock() - started)
 
     def _defer(self, job: Callable[[], bytes | None], sendto: SendTo, addr: Address) -> None:
@@ -863,6 +878,14 @@ class _Connection:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _limit(verdict: int, query: bytes, addr: Address, sendto: SendTo, counters: Counters) -> None:
+    """Count a response RRL dropped or slipped, and send the slip's truncated reply."""
+    counters.limited[verdict] += 1
+    if verdict == SLIP:
+        with contextlib.suppress(OSError):
+            sendto(slip_response(query), addr)
 
 
 def _same_network(answer: list[RRset], network: IPNetwork) -> list[RRset]:

@@ -9,6 +9,9 @@ metrics collector reads that at scrape time (dnsserver never imports a metrics l
 A response is counted once in an *outcome* slot: (response size, cause). The few distinct
 pairs are numbered per `Counters` as they appear, so a cached answer carries its slot
 number and a hit costs one list increment; sizes and causes are recovered when summing.
+A response that response rate limiting dropped or slipped is still counted in its outcome
+slot (the query was made, and that is the answer it got or would have got), and also in
+`limited` (indexed by the `dnsserver.rrl` verdict).
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class Counters:
         "dropped",
         "duration",
         "duration_ns",
+        "limited",
         "lock",
         "misses",
         "outcomes",
@@ -85,6 +89,8 @@ class Counters:
         self.dropped = 0
         self.duration = [0] * (len(DURATION_BUCKETS) + 1)
         self.duration_ns = 0
+        self.limited = [0, 0, 0]
+        """Responses rate limiting held back, by verdict: [unused, dropped, slipped]."""
         self.lock = threading.Lock() if shared else None
 
     def slot(self, wire: bytes) -> int:
@@ -129,6 +135,10 @@ class DNSStats:
     durations: dict[str, list[int]] = field(default_factory=dict)
     """Per transport: timed requests per `DURATION_BUCKETS` bound, plus one over the last."""
     duration_sum: dict[str, float] = field(default_factory=dict)
+    rrl_dropped: int = 0
+    """UDP responses response rate limiting dropped (not sent at all)."""
+    rrl_slipped: int = 0
+    """UDP responses it replaced by a truncated reply (a slip)."""
 
     def add(self, counters: Counters) -> None:
         """Add one writer's counters (read without its lock: counts only grow, and a
@@ -150,6 +160,8 @@ class DNSStats:
         self.requests[transport] = self.requests.get(transport, 0) + total
         self.size_sum[transport] = self.size_sum.get(transport, 0) + size_sum
         self.cache_misses += counters.misses
+        self.rrl_dropped += counters.limited[1]
+        self.rrl_slipped += counters.limited[2]
         durations = self.durations.setdefault(transport, [0] * (len(DURATION_BUCKETS) + 1))
         for number, count in enumerate(list(counters.duration)):
             durations[number] += count

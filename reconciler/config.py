@@ -286,6 +286,79 @@ def _networks(value: Any, where: str) -> tuple[str, ...]:
     return tuple(_text(item, where).strip() for item in items if str(item).strip())
 
 
+RRL_DEFAULT_RATE = 200
+"""Responses per second per netblock when ``--rrl`` is ``auto`` and DNS is served beyond
+loopback: NSD's default (``rrl-ratelimit: 200``)."""
+
+
+def _rrl_rate(value: Any, where: str) -> int | None:
+    """Responses per second per netblock, 0 (off), or ``auto`` (None: decided by the
+    listen addresses, ``rrl_rate``)."""
+    if isinstance(value, str) and value.strip().lower() in ("", "auto"):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{where}: must be responses per second (0: off) or auto, not {value!r}"
+        ) from None
+    if isinstance(value, bool) or not 0 <= number <= 1_000_000:
+        raise ConfigError(f"{where}: must be 0..1000000 responses per second, not {value!r}")
+    return number
+
+
+def _rrl_slip(value: Any, where: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: must be a number from 0 to 10, not {value!r}") from None
+    if isinstance(value, bool) or not 0 <= number <= 10:
+        raise ConfigError(f"{where}: must be 0..10 (BIND's range), not {value!r}")
+    return number
+
+
+def _rrl_window(value: Any, where: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: must be a number of seconds, not {value!r}") from None
+    if isinstance(value, bool) or not 1 <= number <= 3600:
+        raise ConfigError(f"{where}: must be 1..3600 seconds (BIND's range), not {value!r}")
+    return number
+
+
+def _cidrs(value: Any, where: str) -> tuple[str, ...]:
+    """Networks (``10.0.0.0/8``, ``2001:db8::/32``, an address): a comma list or a YAML
+    list, normalised (``10.1.2.3/8`` -> ``10.0.0.0/8``)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{where}: must be a network (like 10.0.0.0/8) or a list of them")
+    result: list[str] = []
+    for item in items:
+        text = _text(item, where).strip()
+        if not text:
+            continue
+        try:
+            network = str(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ConfigError(f"{where}: {text!r} is not a network (like 10.0.0.0/8)") from None
+        if network not in result:
+            result.append(network)
+    return tuple(result)
+
+
+def rrl_rate(settings: Settings) -> int:
+    """The ``--rrl`` in force: as given, else (``auto``) 0 when every ``--dns`` address is
+    loopback (only this machine can reach it, nobody can spoof a source address there)
+    and NSD's default of 200 responses per second per netblock otherwise."""
+    if settings.rrl is not None:
+        return settings.rrl
+    listen = listen_addresses(settings.dns)
+    if all(host and ipaddress.ip_address(host).is_loopback for host, _ in listen):
+        return 0
+    return RRL_DEFAULT_RATE
+
+
 def _health(value: Any, where: str) -> str:
     text = _text(value, where)
     if text not in ("healthy", "starting", "ignore"):
@@ -520,6 +593,44 @@ OPTIONS = (
         "(BIND's tcp-idle-timeout and tcp-initial-timeout); announced to clients that ask "
         "(edns-tcp-keepalive)",
         "SECONDS",
+        commands=("run", "serve"),
+    ),
+    Option(
+        "rrl",
+        _rrl_rate,
+        lambda: None,
+        "response rate limiting for UDP: identical responses per second per client netblock "
+        "(/24, /56), 0 turns it off; default (auto): off when every --dns address is "
+        f"loopback, else {RRL_DEFAULT_RATE}",
+        "RESPONSES_PER_SECOND",
+        commands=("run", "serve"),
+    ),
+    Option(
+        "rrl_slip",
+        _rrl_slip,
+        lambda: 2,
+        "of the responses --rrl holds back, send every N-th truncated (TC) so a real client "
+        "retries over TCP; 0: drop them all, 1: truncate them all",
+        "N",
+        commands=("run", "serve"),
+    ),
+    Option(
+        "rrl_window",
+        _rrl_window,
+        lambda: 15,
+        "seconds over which --rrl accounts: a client that flooded stays limited until its "
+        "rate has been under the limit for up to this long",
+        "SECONDS",
+        commands=("run", "serve"),
+    ),
+    Option(
+        "rrl_exempt",
+        _cidrs,
+        lambda: (),
+        "a network --rrl never limits (repeatable); the subnets of the watched Docker "
+        "networks are always exempt",
+        "CIDR",
+        repeat=True,
         commands=("run", "serve"),
     ),
     Option(
@@ -828,6 +939,10 @@ class Settings:
     require_cookie: bool
     nsid: str
     tcp_idle_timeout: float
+    rrl: int | None
+    rrl_slip: int
+    rrl_window: int
+    rrl_exempt: tuple[str, ...]
     resync: float
     max_delete_fraction: float
     docker: str

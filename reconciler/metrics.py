@@ -149,6 +149,17 @@ class DockzoneCollector(Collector):
         )
         misses.add_metric(["response"], stats.cache_misses)
         yield misses
+        limited = CounterMetricFamily(
+            f"{p}dns_rrl_count_total",
+            "Counter of UDP responses response rate limiting (--rrl) held back: dropped "
+            "(nothing sent) or slipped (a truncated reply sent instead, so the client "
+            "retries over TCP). They are also counted in the request, size and error "
+            "metrics as the response they would have been.",
+            labels=["action"],
+        )
+        limited.add_metric(["dropped"], stats.rrl_dropped)
+        limited.add_metric(["slipped"], stats.rrl_slipped)
+        yield limited
 
     def _reconcile(self) -> Iterable[Metric]:
         p = self.prefix

@@ -15,6 +15,7 @@ from there, several times faster than parsing its file. Also home of ``start_dns
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import Iterator
@@ -22,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dnsserver import DNSService, Forwarder, ZoneLoadError, ZoneStore, load_zone_file, snapshot
+from dnsserver.rrl import RateLimiter
 from reconciler import heap
 from reconciler.atomicio import atomic_write
-from reconciler.config import Settings, listen_addresses
+from reconciler.config import Settings, listen_addresses, rrl_rate
 from reconciler.render import ZONE_HEADER
 
 log = logging.getLogger(__name__)
@@ -52,11 +54,28 @@ def make_forwarder(settings: Settings) -> Forwarder | None:
     return Forwarder.from_resolv_conf()
 
 
+def make_rate_limiter(settings: Settings) -> RateLimiter | None:
+    """Response rate limiting as ``--rrl`` and its companions say (``rrl_rate``: by default
+    off on loopback, on beyond it); None when off. The subnets of the Docker networks
+    dockzone watches are exempt by the server itself (``DNSService.networks``): containers
+    behind one bridge share a /24 and would otherwise be limited together."""
+    rate = rrl_rate(settings)
+    if not rate:
+        return None
+    return RateLimiter(
+        rate,
+        slip=settings.rrl_slip,
+        window=settings.rrl_window,
+        exempt=[ipaddress.ip_network(cidr) for cidr in settings.rrl_exempt],
+    )
+
+
 def start_dns(settings: Settings, store: ZoneStore) -> DNSService | None:
     """Start the DNS server on ``--dns`` (None for ``off``). Raises OSError."""
     listen = listen_addresses(settings.dns)
     if not listen:
         return None
+    rrl = make_rate_limiter(settings)
     service = DNSService(
         store,
         listen,
@@ -66,8 +85,14 @@ def start_dns(settings: Settings, store: ZoneStore) -> DNSService | None:
         require_cookie=settings.require_cookie,
         nsid=settings.nsid.encode(),
         tcp_idle_timeout=settings.tcp_idle_timeout,
+        rrl=rrl,
     )
     service.start()
+    if rrl is not None:
+        log.info(
+            "response rate limiting: %s (clients on watched Docker networks are exempt too)",
+            rrl.describe(),
+        )
     return service
 
 
