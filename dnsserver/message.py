@@ -30,6 +30,7 @@ TC = 0x0200
 RD = 0x0100
 RA = 0x0080
 CD = 0x0010
+DO = 0x8000  # in the OPT record's TTL field (RFC 3225)
 
 CLASS_IN = 1
 CLASS_ANY = 255
@@ -185,10 +186,12 @@ class _Writer:
         return written
 
 
-def opt_record(udp_size: int, ext_rcode: int = 0, options: bytes = b"") -> bytes:
+def opt_record(udp_size: int, ext_rcode: int = 0, options: bytes = b"", do: bool = False) -> bytes:
     """Our OPT pseudo-RR (RFC 6891): version 0, ``options`` as they go on the wire
-    (``edns_option``). It is always the last RR of a response."""
-    return b"\x00" + RR_FIXED.pack(OPT, udp_size, (ext_rcode >> 4) << 24, len(options)) + options
+    (``edns_option``), the DO bit copied from the query (RFC 3225 §3). It is always the
+    last RR of a response."""
+    ttl = (ext_rcode >> 4) << 24 | (DO if do else 0)
+    return b"\x00" + RR_FIXED.pack(OPT, udp_size, ttl, len(options)) + options
 
 
 def edns_option(code: int, data: bytes) -> bytes:
@@ -226,7 +229,7 @@ def render_response(
         flags |= AA
     if ra:
         flags |= RA
-    opt = opt_record(edns_size, rcode, options) if query.edns else b""
+    opt = opt_record(edns_size, rcode, options, query.do) if query.edns else b""
     room = limit - len(opt)
     buf = bytearray(12)
     buf += query.question
@@ -274,8 +277,53 @@ def render_error(
     out_flags = QR | (flags & (0x7800 | RD | CD)) | (rcode & 0xF)
     if query is None:
         return HEADER.pack(qid, out_flags, 0, 0, 0, 0)
-    opt = opt_record(1232, rcode, options) if query.edns else b""
+    opt = opt_record(1232, rcode, options, do=query.do) if query.edns else b""
     return HEADER.pack(qid, out_flags, 1, 0, 0, 1 if opt else 0) + query.question + opt
+
+
+def render_bare(data: bytes, rcode: int) -> bytes | None:
+    """A header-only response to a message the server does not answer, as BIND answers it:
+    NOTIMP for an OPCODE other than QUERY, FORMERR for a QUERY without exactly one question.
+
+    No question goes back. The OPT record does when the message had one (version 0, DO
+    copied), and an EDNS version above 0 makes it BADVERS (RFC 6891 §6.1.3); a message
+    whose records cannot be read gets FORMERR without OPT. RD and CD are copied only for
+    QUERY (BIND does not trust the other bits of an OPCODE it does not know). Returns None
+    when no header can be read.
+    """
+    if len(data) < 12:
+        return None
+    qid, flags = struct.unpack_from("!HH", data)
+    opcode = flags & 0x7800
+    out_flags = QR | opcode | (0 if opcode else flags & (RD | CD))
+    try:
+        edns = _read_edns(data)
+    except ValueError:
+        return HEADER.pack(qid, out_flags | FORMERR, 0, 0, 0, 0)
+    if edns is None:
+        return HEADER.pack(qid, out_flags | rcode, 0, 0, 0, 0)
+    version, do = edns
+    if version:
+        rcode = BADVERS
+    opt = opt_record(1232, rcode, do=do)
+    return HEADER.pack(qid, out_flags | (rcode & 0xF), 0, 0, 0, 1) + opt
+
+
+def _read_edns(data: bytes) -> tuple[int, bool] | None:
+    """The EDNS version and DO bit of a message's OPT record, None without one; any number
+    of questions. Raises ValueError when a record runs past the end."""
+    qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", data, 4)
+    pos = 12
+    for _ in range(qdcount):
+        pos = read_name(data, pos)[1] + 4
+        if pos > len(data):
+            raise ValueError("question runs past the end of the message")
+    for _ in range(ancount + nscount + arcount):
+        _, rdtype, _, ttl, rdlen, pos = read_record_header(data, pos)
+        if rdtype == OPT:
+            return (ttl >> 16) & 0xFF, bool(ttl & DO)
+        pos += rdlen
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,12 +45,13 @@ class NegativeAnswers:
     """NXDOMAIN answers for one zone index; ``ra`` sets RA (a forwarder is configured),
     ``edns_size`` is the UDP size our OPT record offers."""
 
-    __slots__ = ("_flags", "_index", "_opt", "_templates")
+    __slots__ = ("_flags", "_index", "_opt", "_opt_do", "_templates")
 
     def __init__(self, index: ZoneIndex, *, ra: bool, edns_size: int) -> None:
         self._index = index
         self._flags = 0x80 | NXDOMAIN if ra else NXDOMAIN
         self._opt = opt_record(edns_size, NXDOMAIN)
+        self._opt_do = opt_record(edns_size, NXDOMAIN, do=True)  # DO copied (RFC 3225 3)
         self._templates: dict[str, tuple[int, bytes, bytes]] = {}
 
     def answer(self, data: bytes, cookie: bytes = b"") -> bytes | None:
@@ -89,7 +90,7 @@ class NegativeAnswers:
                 or int.from_bytes(data[end + 9 : end + 11], "big") != rdlen
             ):
                 return None
-            opt = self._opt
+            opt = self._opt_do if data[end + 7] & 0x80 else self._opt
             if cookie:
                 opt = opt[:-2] + len(cookie).to_bytes(2, "big") + cookie
         else:

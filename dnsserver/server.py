@@ -62,6 +62,7 @@ from dnsserver.message import (
     make_query,
     parse_query,
     parse_response,
+    render_bare,
     render_error,
     render_response,
 )
@@ -328,12 +329,12 @@ class DNSService:
     ) -> _Reply:
         if len(data) < 12 or data[2] & 0x80:
             return _Reply()  # no header, or a response: never answer (no reflection loops)
+        if data[2] & 0x78:  # an OPCODE other than QUERY, with or without a question
+            return _Reply(render_bare(data, NOTIMP))
         try:
             query = parse_query(data)
         except MessageError:
-            return _Reply(render_error(data, FORMERR))
-        if query.opcode != 0:
-            return _Reply(render_error(data, NOTIMP, query))
+            return _Reply(render_bare(data, FORMERR))
         if query.edns and query.edns_version != 0:
             return _Reply(render_response(query, BADVERS, aa=False, ra=False))
         ra = self.forwarder is not None

@@ -1,15 +1,34 @@
-"""Benchmark dockzone's DNS server against BIND with dnsperf (called by hack/bench).
+"""Benchmark dockzone's DNS server against BIND (and NSD, Knot where installed) with dnsperf
+(called by hack/bench).
 
-Both servers serve the same generated zone file and get the same query file, one after
-the other, each pinned to one core with dnsperf pinned to the other. Two runs per server:
-dnsperf's maximum rate (QPS, average latency), then a fixed offered load (`-Q`) with the
-server's CPU time per query read from /proc/<pid>/stat. Traffic stays on 127.0.0.1.
+Every server serves the same generated zone file and gets the same queries, one after the
+other, each pinned to one core (all its threads, after start-up: Knot re-pins its workers)
+with dnsperf pinned to the other. Per workload and server, two runs: dnsperf's maximum rate
+(QPS, average latency), then a fixed offered load (`-Q`, lower for tcp) with the server's CPU
+time per query read from /proc/<pid>/stat. Traffic stays on 127.0.0.1.
+
+Workloads (`--workload`, repeatable or comma-separated; default all):
+
+- cached: existing names (A, AAAA NODATA, SRV with additionals, a few NXDOMAIN), repeated.
+- random-nxdomain: every query a unique random name under the zone (a random-subdomain flood).
+- cookie: the cached queries, each with a client COOKIE (dnsperf -E 10:<16 hex digits>).
+- ecs: the cached queries, each with an EDNS Client Subnet option (code 8, 192.0.2.0/24).
+- tcp: the cached queries over TCP (dnsperf -m tcp).
+- mixed: the cached queries, 10% of them names outside the zone that the server forwards
+  to an upstream, a second local BIND authoritative for that zone (dockzone with
+  --nameserver, BIND with a forward zone; NSD and Knot do not forward and sit it out).
+
+NSD (`nsd`) and Knot (`knotd`) are optional peers: their columns are left out when the
+binaries are missing (hack/deps does not install them). Debian's NSD rate-limits by
+default, so it runs with `rrl-ratelimit: 0`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import random
 import re
 import shutil
 import socket
@@ -23,6 +42,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ORIGIN = "bench.test."
+UPSTREAM = "upstream.test."
+WORKLOADS = ("cached", "random-nxdomain", "cookie", "ecs", "tcp", "mixed")
+COOKIE_OPTION = "10:" + "0123456789abcdef"  # a client cookie: 8 bytes, 16 hex digits
+ECS_OPTION = "8:" + "0001" + "18" + "00" + "c00002"  # family 1, /24, scope 0, 192.0.2
 
 
 def write_zone(directory: Path, names: int) -> Path:
@@ -44,15 +67,56 @@ def write_zone(directory: Path, names: int) -> Path:
     return path
 
 
-def write_queries(directory: Path, names: int) -> Path:
+def cached_queries(names: int) -> list[str]:
     """Mostly positive A answers, plus NODATA, NXDOMAIN and SRV (with additional data)."""
     queries = [f"svc{i}.{ORIGIN} A" for i in range(names)]
     queries += [f"svc{i}.{ORIGIN} AAAA" for i in range(0, names, 5)]
     queries += [f"missing{i}.{ORIGIN} A" for i in range(0, names, 5)]
     queries += [f"_http._tcp.svc{i}.{ORIGIN} SRV" for i in range(0, names, 10)]
-    path = directory / "queries.txt"
+    return queries
+
+
+def write_upstream_zone(directory: Path, names: int) -> Path:
+    """The zone the upstream BIND serves for the mixed workload."""
+    lines = [
+        f"$ORIGIN {UPSTREAM}",
+        "$TTL 30",
+        "@ IN SOA ns hostmaster 1 3600 600 86400 30",
+        "@ IN NS ns",
+        "ns IN A 127.0.0.1",
+    ]
+    lines += [f"ext{i} IN A 10.9.{i // 250}.{i % 250 + 1}" for i in range(names)]
+    path = directory / f"db.{UPSTREAM.rstrip('.')}"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_queries(directory: Path, workload: str, names: int, seconds: int) -> Path:
+    """The query file of one workload."""
+    queries = cached_queries(names)
+    if workload == "random-nxdomain":
+        # Unique for a whole maximum-rate run (~150k QPS at most on one core).
+        rnd = random.Random(11)
+        count = max(100_000, seconds * 150_000)
+        queries = [f"r{rnd.getrandbits(64):016x}.{ORIGIN} A" for _ in range(count)]
+    elif workload == "mixed":
+        # Every tenth query outside the zone: forwarded.
+        queries = [
+            f"ext{i % names}.{UPSTREAM} A" if i % 10 == 9 else query
+            for i, query in enumerate(queries)
+        ]
+    path = directory / f"queries-{workload}.txt"
     path.write_text("\n".join(queries) + "\n")
     return path
+
+
+def dnsperf_options(workload: str) -> list[str]:
+    """dnsperf's options for a workload, beyond the query file."""
+    return {
+        "cookie": ["-E", COOKIE_OPTION],
+        "ecs": ["-E", ECS_OPTION],
+        "tcp": ["-m", "tcp"],
+    }.get(workload, [])
 
 
 def free_port() -> int:
@@ -70,11 +134,11 @@ def free_port() -> int:
     raise SystemExit("no free port on 127.0.0.1")
 
 
-def answers(port: int) -> bool:
+def answers(port: int, origin: str = ORIGIN) -> bool:
     """True when a server on 127.0.0.1:port answers an SOA query."""
     query = (
         b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"
-        + b"".join(bytes([len(p)]) + p.encode() for p in ORIGIN.rstrip(".").split("."))
+        + b"".join(bytes([len(p)]) + p.encode() for p in origin.rstrip(".").split("."))
         + b"\x00\x00\x06\x00\x01"
     )
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -87,12 +151,14 @@ def answers(port: int) -> bool:
 
 
 @contextmanager
-def running(argv: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    argv: list[str], port: int, log: Path, origin: str = ORIGIN
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 20
-        while not answers(port):
+        while not answers(port, origin):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"{' '.join(argv)} did not start:\n{log.read_text()}")
             time.sleep(0.1)
@@ -106,10 +172,24 @@ def running(argv: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[
             proc.wait()
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (NSD answers from a forked child)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found += process_tree(int(child))
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of the whole process (all threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """utime + stime of the whole process and its children (all threads)."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -122,10 +202,17 @@ class Result:
 
 
 def dnsperf(
-    port: int, queries: Path, *, seconds: int, core: str, pid: int, rate: int | None
+    port: int,
+    queries: Path,
+    *,
+    seconds: int,
+    core: str,
+    pid: int,
+    rate: int | None,
+    options: list[str],
 ) -> Result:
     argv = ["taskset", "-c", core, "dnsperf", "-s", "127.0.0.1", "-p", str(port)]
-    argv += ["-d", str(queries), "-l", str(seconds), "-q", "200"]
+    argv += ["-d", str(queries), "-l", str(seconds), "-q", "200", *options]
     if rate:
         argv += ["-Q", str(rate)]
     before = cpu_seconds(pid)
@@ -150,26 +237,106 @@ def dnsperf(
     )
 
 
-def named_conf(workdir: Path, zone: Path, port: int) -> Path:
-    conf = workdir / "named.conf"
+def named_conf(
+    workdir: Path, zone: Path, port: int, *, origin: str = ORIGIN, forward: int = 0
+) -> Path:
+    """BIND serving `zone`; with `forward` (a port), forwarding UPSTREAM there (that needs
+    recursion, which BIND then also caches: a resolver's behaviour, as dockzone's peer)."""
+    conf = workdir / f"named-{port}.conf"
+    forwarding = (
+        f'zone "{UPSTREAM.rstrip(".")}" {{ type forward; forward only; '
+        f"forwarders {{ 127.0.0.1 port {forward}; }}; }};\n"
+        if forward
+        else ""
+    )
     conf.write_text(
         f"""options {{
     directory "{workdir}";
-    pid-file "{workdir}/named.pid";
-    session-keyfile "{workdir}/session.key";
+    pid-file "{workdir}/named-{port}.pid";
+    session-keyfile "{workdir}/session-{port}.key";
     managed-keys-directory "{workdir}";
     listen-on port {port} {{ 127.0.0.1; }};
     listen-on-v6 {{ none; }};
-    recursion no;
+    recursion {"yes" if forward else "no"};
+    allow-recursion {{ 127.0.0.1; }};
     dnssec-validation no;
     notify no;
 }};
 controls {{ }};
 logging {{ category default {{ null; }}; }};
-zone "{ORIGIN.rstrip(".")}" {{ type primary; file "{zone}"; }};
+zone "{origin.rstrip(".")}" {{ type primary; file "{zone}"; }};
+{forwarding}"""
+    )
+    return conf
+
+
+def nsd_conf(workdir: Path, zone: Path, port: int) -> Path:
+    """NSD serving `zone` with one server process and no rate limiting."""
+    conf = workdir / "nsd.conf"
+    conf.write_text(
+        f"""server:
+    ip-address: 127.0.0.1@{port}
+    do-ip6: no
+    server-count: 1
+    username: ""
+    chroot: ""
+    zonesdir: "{zone.parent}"
+    database: ""
+    zonelistfile: "{workdir}/nsd-zone.list"
+    xfrdfile: "{workdir}/nsd-xfrd.state"
+    pidfile: "{workdir}/nsd.pid"
+    logfile: "{workdir}/nsd.log"
+    rrl-ratelimit: 0
+remote-control:
+    control-enable: no
+zone:
+    name: "{ORIGIN}"
+    zonefile: "{zone}"
 """
     )
     return conf
+
+
+def knot_conf(workdir: Path, zone: Path, port: int) -> Path:
+    """Knot serving `zone` with one UDP and one TCP worker."""
+    storage = workdir / "knot"
+    storage.mkdir(exist_ok=True)
+    conf = workdir / "knot.conf"
+    conf.write_text(
+        f"""server:
+    rundir: "{storage}"
+    listen: 127.0.0.1@{port}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "{storage}"
+log:
+  - target: stderr
+    any: warning
+zone:
+  - domain: {ORIGIN}
+    file: "{zone}"
+    storage: "{storage}"
+    journal-content: none
+    zonefile-sync: -1
+"""
+    )
+    return conf
+
+
+def pin(pid: int, core: str) -> None:
+    """Pin every thread of `pid` and its children to `core` (Knot re-pins its workers at
+    start, NSD forks its server)."""
+    for member in process_tree(pid):
+        # check=False: a child may have exited in between; its CPU time is gone with it.
+        subprocess.run(
+            ["taskset", "-a", "-p", "-c", core, str(member)], capture_output=True, check=False
+        )
+
+
+def sbin(tool: str) -> str | None:
+    return shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
 
 
 def build_time(records: int) -> float:
@@ -187,76 +354,136 @@ def build_time(records: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=int, default=10, help="dnsperf -l per run")
     parser.add_argument("--names", type=int, default=100, help="names in the zone")
     parser.add_argument("--rate", type=int, default=40000, help="fixed offered load (-Q)")
+    parser.add_argument("--tcp-rate", type=int, default=20000, help="fixed load for tcp")
+    parser.add_argument(
+        "--workload",
+        action="append",
+        default=[],
+        help=f"repeatable or comma-separated, of {', '.join(WORKLOADS)} (default: all)",
+    )
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
     parser.add_argument(
         "--rounds", type=int, default=1, help="alternate the servers N times; report the best"
     )
     args = parser.parse_args()
+    workloads = [w for arg in args.workload for w in arg.split(",") if w] or list(WORKLOADS)
+    unknown = sorted(set(workloads) - set(WORKLOADS))
+    if unknown:
+        parser.error(f"unknown workload {', '.join(unknown)} (of {', '.join(WORKLOADS)})")
     for tool in ("dnsperf", "named", "taskset"):
-        if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
+        if not sbin(tool):
             raise SystemExit(f"{tool} is not installed (hack/deps installs it)")
-    named = shutil.which("named", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    named, nsd, knotd = sbin("named"), sbin("nsd"), sbin("knotd")
     assert named is not None
-    results: dict[str, list[tuple[Result, Result]]] = {"dockzone": [], "bind": []}
+    best: dict[tuple[str, str], tuple[Result, Result]] = {}
     with tempfile.TemporaryDirectory(prefix="dockzone-bench-") as tmp:
         work = Path(tmp)
         zones = work / "zones"
         zones.mkdir()
         zone = write_zone(zones, args.names)
-        queries = write_queries(work, args.names)
-        servers: dict[str, Callable[[int], list[str]]] = {
-            "dockzone": lambda port: [
-                sys.executable,
-                "-m",
-                "dnsserver",
-                "--zones",
-                str(zones),
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--no-rec",
-            ],
-            "bind": lambda port: [named, "-g", "-n", "1", "-c", str(named_conf(work, zone, port))],
-        }
-        for _ in range(args.rounds):
-            for name, argv in servers.items():
-                port = free_port()
-                command = ["taskset", "-c", args.server_core, *argv(port)]
-                with running(command, port, work / f"{name}.log") as proc:
-                    run = {"seconds": args.seconds, "core": args.client_core, "pid": proc.pid}
-                    top = dnsperf(port, queries, rate=None, **run)
-                    fixed = dnsperf(port, queries, rate=args.rate, **run)
-                results[name].append((top, fixed))
+        upstream_dir = work / "upstream"
+        upstream_dir.mkdir()
+        upstream_zone = write_upstream_zone(upstream_dir, args.names)
+
+        def servers(forward: int) -> dict[str, Callable[[int], list[str]]]:
+            found: dict[str, Callable[[int], list[str]]] = {
+                "dockzone": lambda port: [
+                    sys.executable,
+                    "-m",
+                    "dnsserver",
+                    "--zones",
+                    str(zones),
+                    "--listen",
+                    f"127.0.0.1:{port}",
+                    *(["--nameserver", f"127.0.0.1:{forward}"] if forward else ["--no-rec"]),
+                ],
+                "bind": lambda port: [
+                    named,
+                    "-g",
+                    "-n",
+                    "1",
+                    "-c",
+                    str(named_conf(work, zone, port, forward=forward)),
+                ],
+            }
+            if nsd and not forward:
+                found["nsd"] = lambda port: [nsd, "-d", "-c", str(nsd_conf(work, zone, port))]
+            if knotd and not forward:
+                found["knot"] = lambda port: [knotd, "-c", str(knot_conf(work, zone, port))]
+            return found
+
+        for workload in workloads:
+            queries = write_queries(work, workload, args.names, args.seconds)
+            rate = args.tcp_rate if workload == "tcp" else args.rate
+            upstream_port = free_port() if workload == "mixed" else 0
+            upstream = (
+                running(
+                    [
+                        named,
+                        "-g",
+                        "-n",
+                        "1",
+                        "-c",
+                        str(
+                            named_conf(upstream_dir, upstream_zone, upstream_port, origin=UPSTREAM)
+                        ),
+                    ],
+                    upstream_port,
+                    work / "upstream.log",
+                    UPSTREAM,
+                )
+                if upstream_port
+                else contextlib.nullcontext()
+            )
+            with upstream:
+                for _ in range(args.rounds):
+                    for name, argv in servers(upstream_port).items():
+                        port = free_port()
+                        command = ["taskset", "-c", args.server_core, *argv(port)]
+                        with running(command, port, work / f"{name}.log") as proc:
+                            pin(proc.pid, args.server_core)
+                            run = {
+                                "seconds": args.seconds,
+                                "core": args.client_core,
+                                "pid": proc.pid,
+                                "options": dnsperf_options(workload),
+                            }
+                            top = dnsperf(port, queries, rate=None, **run)
+                            fixed = dnsperf(port, queries, rate=rate, **run)
+                        # Best of the rounds: noise only ever slows a server down.
+                        old = best.get((workload, name))
+                        if old is not None:
+                            top = max(old[0], top, key=lambda r: r.qps)
+                            fixed = min(old[1], fixed, key=lambda r: r.cpu_us_per_query)
+                        best[(workload, name)] = (top, fixed)
+    found = [name for name, binary in (("nsd", nsd), ("knot", knotd)) if binary]
     print(
         f"zone: {args.names} names; dnsperf -l {args.seconds}; server on core "
-        f"{args.server_core}, dnsperf on core {args.client_core}"
+        f"{args.server_core}, dnsperf on core {args.client_core}; best of {args.rounds}; "
+        f"optional peers: {', '.join(found) or 'none installed'}"
     )
     print(
-        f"{'server':10} {'max QPS':>10} {'avg ms':>8} {'lost':>6} | "
-        f"{'@' + str(args.rate) + ' QPS':>10} {'CPU %':>6} {'us/query':>9}"
+        f"{'workload':16} {'server':9} {'max QPS':>9} {'avg ms':>7} {'lost':>6} | "
+        f"{'fixed QPS':>9} {'CPU %':>6} {'us/query':>9} | {'QPS/bind':>8} {'us/bind':>8}"
     )
-    best: dict[str, tuple[Result, Result]] = {}
-    for name, runs in results.items():
-        for top, fixed in runs:
+    for workload in workloads:
+        bind = best[(workload, "bind")]
+        for (w, name), (top, fixed) in best.items():
+            if w != workload:
+                continue
             print(
-                f"{name:10} {top.qps:10.0f} {top.latency_ms:8.3f} {top.lost:6.0f} | "
-                f"{fixed.qps:10.0f} {fixed.cpu_percent:6.1f} {fixed.cpu_us_per_query:9.2f}"
+                f"{workload:16} {name:9} {top.qps:9.0f} {top.latency_ms:7.3f} {top.lost:6.0f} | "
+                f"{fixed.qps:9.0f} {fixed.cpu_percent:6.1f} {fixed.cpu_us_per_query:9.2f} | "
+                f"{top.qps / bind[0].qps:8.2f} "
+                f"{fixed.cpu_us_per_query / bind[1].cpu_us_per_query:8.2f}"
             )
-        # Best of the rounds: noise from other processes only ever slows a server down.
-        best[name] = (
-            max((r[0] for r in runs), key=lambda r: r.qps),
-            min((r[1] for r in runs), key=lambda r: r.cpu_us_per_query),
-        )
-    ours, bind = best["dockzone"], best["bind"]
-    print(f"QPS ratio dockzone/bind: {ours[0].qps / bind[0].qps:.2f}")
-    print(
-        f"CPU per query ratio dockzone/bind at {args.rate} QPS: "
-        f"{ours[1].cpu_us_per_query / bind[1].cpu_us_per_query:.2f}"
-    )
     print(f"Zone.from_records, 40000 records: {build_time(40_000):.2f} s")
     return 0
 

@@ -379,12 +379,56 @@ def test_responses_are_never_answered(dockzone_dns: Server) -> None:
     assert _raw_udp(dockzone_dns.port, bytes(response), timeout=0.3) is None
 
 
-def test_other_opcodes_get_notimp(dockzone_dns: Server) -> None:
-    message = bytearray(GOOD_QUERY)
+NO_QUESTION = GOOD_QUERY[:4] + b"\x00\x00" + GOOD_QUERY[6:12]
+OPT_DO = b"\x00\x00\x29\x04\xd0\x00\x00\x80\x00\x00\x00"  # EDNS 0, DO, no options
+
+
+@pytest.mark.parametrize(
+    ("payload", "opt"),
+    [
+        (GOOD_QUERY, b""),
+        (NO_QUESTION, b""),
+        (GOOD_QUERY[:11] + b"\x01" + GOOD_QUERY[12:] + OPT_DO, OPT_DO),
+        (NO_QUESTION[:11] + b"\x01" + OPT_DO, OPT_DO),
+    ],
+    ids=["question", "no-question", "question-edns", "no-question-edns"],
+)
+def test_other_opcodes_get_notimp_as_bind_answers(
+    dockzone_dns: Server, payload: bytes, opt: bytes
+) -> None:
+    """A bare header (no question, RD not copied, the opcode kept) and the OPT record with
+    DO copied when the query had one; it was FORMERR without a question (issue 11)."""
+    message = bytearray(payload)
     message[2] |= 2 << 3  # STATUS
     reply = _raw_udp(dockzone_dns.port, bytes(message))
     assert reply is not None
-    assert reply[3] & 0xF == dns.rcode.NOTIMP
+    assert reply[:4] == b"\x42\x42\x90" + bytes([dns.rcode.NOTIMP])
+    assert reply[4:12] == bytes([0, 0, 0, 0, 0, 0, 0, 1 if opt else 0])
+    assert reply[12:] == opt
+
+
+def test_edns_version_other_than_0_gets_badvers_also_without_a_question(
+    dockzone_dns: Server,
+) -> None:
+    message = NO_QUESTION[:11] + b"\x01" + OPT_DO[:5] + b"\x00\x01" + OPT_DO[7:]  # version 1
+    reply = _raw_udp(dockzone_dns.port, message)
+    assert reply is not None
+    response = dns.message.from_wire(reply)
+    assert response.rcode() == dns.rcode.BADVERS
+    assert (len(response.question), response.edns) == (0, 0)
+    assert response.ednsflags & dns.flags.DO
+
+
+@pytest.mark.parametrize("rcode", ["NOERROR", "NXDOMAIN", "BADVERS"])
+def test_the_do_bit_is_copied_into_the_response(dockzone_dns: Server, rcode: str) -> None:
+    """RFC 3225 §3: the DO bit of the query MUST be copied in the response."""
+    name = {"NOERROR": "web.docker.", "NXDOMAIN": "nope.docker.", "BADVERS": "web.docker."}
+    message = dns.message.make_query(
+        name[rcode], "A", use_edns=1 if rcode == "BADVERS" else 0, want_dnssec=True
+    )
+    response = dns.query.udp(message, "127.0.0.1", port=dockzone_dns.port, timeout=3)
+    assert dns.rcode.to_text(response.rcode()) == rcode
+    assert response.ednsflags & dns.flags.DO
 
 
 def test_random_garbage_never_stops_the_server(dockzone_dns: Server) -> None:
