@@ -136,6 +136,11 @@ class Reconciler:
     def conflicts(self) -> tuple[Conflict, ...]:
         return self.index.conflicts
 
+    @property
+    def failing(self) -> dict[str, str]:
+        """The last error of each sink that is failing now, by sink name."""
+        return dict(self._failing)
+
     def _condition(self) -> asyncio.Condition:
         if self._done is None:
             self._done = asyncio.Condition()
