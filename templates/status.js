@@ -2,7 +2,7 @@
 (function () {
   "use strict";
   var INTERVAL = 2000;
-  var SECTIONS = ["zones", "problems", "sources", "passes", "names"];
+  var SECTIONS = ["meta", "zones", "problems", "sources", "passes", "names"];
   var passes = document.body.getAttribute("data-passes");
   var busy = false;
 

@@ -150,7 +150,7 @@ def _get(state: ApiState, path: str, peer: str, headers: dict[str, str] | None =
 
 
 @pytest.mark.parametrize(
-    ("token", "peer", "path", "headers", "status"),
+    "case",
     [
         ("", "198.51.100.7", "/", {}, 200),
         ("s3cret", "127.0.0.1", "/", {}, 200),
@@ -173,8 +173,9 @@ def _get(state: ApiState, path: str, peer: str, headers: dict[str, str] | None =
     ],
 )
 def test_the_page_needs_the_token_beyond_loopback(
-    tmp_path: Path, token: str, peer: str, path: str, headers: dict[str, str], status: int
+    tmp_path: Path, case: tuple[str, str, str, dict[str, str], int]
 ) -> None:
+    token, peer, path, headers, status = case
     response = _get(make_state(tmp_path, 1, token), path, peer, headers)
     assert response.status == status
     if status == 401:
