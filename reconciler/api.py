@@ -18,6 +18,7 @@ Records of every other source (files, containers, etcd) are listed too, read-onl
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import datetime
@@ -57,6 +58,10 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 """Largest request body accepted (413 above)."""
+PASS_LINES = 20
+"""Plan lines ``/status`` shows per recent pass."""
+MAX_CONFLICTS = 200
+"""Conflicts ``/status`` lists (``last_reconcile.conflicts`` counts them all)."""
 APPLY_TIMEOUT = 10.0
 """Seconds a mutation waits for the pass that applies it (202 after that)."""
 NAME_ANNOTATION = "dockzone.dev/dnsdock-name"
@@ -115,6 +120,27 @@ class Service:
         return self.document is None
 
 
+class QueryRate:
+    """Queries per second over the last minute, from the totals each ``/status`` read saw."""
+
+    WINDOW = 60.0
+
+    def __init__(self) -> None:
+        self.samples: collections.deque[tuple[float, int]] = collections.deque()
+
+    def observe(self, now: float, total: int) -> float | None:
+        """Record ``total`` at ``now``; the rate since the oldest sample in the window, None
+        until two samples a second apart exist."""
+        samples = self.samples
+        samples.append((now, total))
+        while len(samples) > 2 and now - samples[1][0] >= self.WINDOW:
+            samples.popleft()
+        first_time, first_total = samples[0]
+        if now - first_time < 1.0 or total < first_total:
+            return None
+        return (total - first_total) / (now - first_time)
+
+
 @dataclass(slots=True)
 class ApiState:
     """What the API reads and drives."""
@@ -126,6 +152,9 @@ class ApiState:
     token: str = ""
     metrics: Callable[[], bytes] | None = None
     serials: Callable[[], Mapping[str, int]] = dict
+    dns: Callable[[], tuple[list[str], int]] | None = None
+    """The DNS server's listeners (``ADDR:PORT``) and the queries it has answered."""
+    rate: QueryRate = dataclasses.field(default_factory=QueryRate)
     started: float = dataclasses.field(default_factory=time.time)
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
@@ -493,15 +522,21 @@ def _json_object(body: Any) -> dict[str, Any]:
     return body
 
 
+def token_matches(given: str, token: str) -> bool:
+    """Whether ``given`` is ``token``, compared in constant time."""
+    return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
+
+
+def bearer(request: web.Request) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header; empty when none."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given if scheme.lower() == "bearer" else ""
+
+
 def authorize(request: web.Request) -> None:
     """Mutations need ``Authorization: Bearer <token>`` when a token is configured."""
     token = _state(request).token
-    if not token:
-        return
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode("utf-8"), token.encode("utf-8")
-    ):
+    if token and not token_matches(bearer(request), token):
         raise ApiError(401, "this API needs Authorization: Bearer <token> to change records")
 
 
@@ -768,6 +803,17 @@ def status_json(state: ApiState) -> dict[str, Any]:
         origin: {"serial": serials.get(origin), "records": zone.record_count}
         for origin, zone in sorted(reconciler.zones.items())
     }
+    failing = reconciler.failing
+    conflicts = reconciler.conflicts
+    dns: dict[str, Any] | None = None
+    if state.dns is not None:
+        listeners, queries = state.dns()
+        rate = state.rate.observe(time.monotonic(), queries)
+        dns = {
+            "listeners": listeners,
+            "queries": queries,
+            "rate": None if rate is None else round(rate, 1),
+        }
     return {
         "version": __version__,
         "started": _time(state.started),
@@ -775,8 +821,40 @@ def status_json(state: ApiState) -> dict[str, Any]:
         "passes": reconciler.passes,
         "default_ttl": reconciler.settings.default_ttl,
         "last_reconcile": last,
+        "recent": [pass_json(report) for report in reversed(reconciler.recent)],
         "sources": sources,
+        "sinks": {sink.name: {"error": failing.get(sink.name)} for sink in reconciler.sinks},
+        "docker": state.settings.docker,
+        "dns": dns,
+        "conflicts": [str(conflict) for conflict in conflicts[:MAX_CONFLICTS]],
         "zones": zones,
+    }
+
+
+def pass_json(report: PassReport) -> dict[str, Any]:
+    """One pass for ``/status``'s ``recent``: when, why, how long, RRset counts and the
+    first ``PASS_LINES`` plan lines (``+``/``-``/``~``) of the first sink it changed."""
+    changes = next((c for c in report.changes.values() if not c.is_empty), None)
+    lines: list[str] = []
+    counts = dict.fromkeys(("added", "removed", "changed"), 0)
+    if changes is not None:
+        for zone in changes.zones:
+            for what in counts:
+                counts[what] += zone.count(what)
+            for change in zone.rrsets:
+                if len(lines) >= PASS_LINES:
+                    break
+                lines.extend(change.lines()[: PASS_LINES - len(lines)])
+    return {
+        "number": report.number,
+        "time": _time(report.finished),
+        "seconds": round(report.seconds, 6),
+        "reasons": list(report.reasons) or (["start"] if report.number == 1 else []),
+        "full": report.full,
+        "changed": report.changed,
+        "rrsets": counts,
+        "lines": lines,
+        "errors": list(report.errors),
     }
 
 

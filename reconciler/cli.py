@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from reconciler import __version__, logs
 from reconciler.config import OPTIONS, Settings, parse_hostport, resolve
@@ -178,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     confirm.add_argument(
         "source", metavar="SOURCE", nargs="?", default="", help="only this source (docker, ...)"
     )
+    command(
+        "status",
+        "Print the running daemon's summary: zones, sources, sinks, the last passes, problems.",
+        cmd_status,
+    )
     command("zones", "List the zone files with their serial and record count.", cmd_zones)
     show = command("show", "Print one zone file.", cmd_show)
     show.add_argument("zone", metavar="ZONE", help="zone name, like docker.")
@@ -287,9 +292,25 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_confirm(ctx: Context, args: argparse.Namespace) -> int:
     """``POST /confirm[/SOURCE]`` to the daemon's HTTP API (``--http``, with the token of
     ``--api-token-file`` or DOCKZONE_API_TOKEN)."""
-    import json  # noqa: PLC0415 - only this command needs these
+    import urllib.parse  # noqa: PLC0415 - only this command needs it
+
+    path = "/confirm"
+    if args.source:
+        path += "/" + urllib.parse.quote(args.source, safe="")
+    body = _call_daemon(ctx, "POST", path)
+    if isinstance(body, int):
+        return body
+    for held in body.get("confirmed", {}).values():
+        print(f"confirmed: {held}", file=ctx.out)
+    return OK
+
+
+def _call_daemon(ctx: Context, method: str, path: str) -> dict[str, Any] | int:
+    """``method path`` on the daemon's HTTP API (``--http``; 0.0.0.0 and :: reached on
+    loopback), with the token of ``--api-token-file`` or DOCKZONE_API_TOKEN: the JSON
+    body, or an exit code after printing the error."""
+    import json  # noqa: PLC0415 - only the commands that call the daemon need these
     import urllib.error  # noqa: PLC0415
-    import urllib.parse  # noqa: PLC0415
     import urllib.request  # noqa: PLC0415
 
     from reconciler.daemon import api_token  # noqa: PLC0415
@@ -298,17 +319,20 @@ def cmd_confirm(ctx: Context, args: argparse.Namespace) -> int:
         ctx.error("the HTTP API is off (--http off); give the daemon's --http ADDR:PORT")
         return USAGE
     host, port = parse_hostport(ctx.settings.http)
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     where = f"[{host}]" if ":" in host else host
-    url = f"http://{where}:{port}/confirm"
-    if args.source:
-        url += "/" + urllib.parse.quote(args.source, safe="")
-    token = api_token(ctx.settings)
+    url = f"http://{where}:{port}{path}"
+    try:
+        token = api_token(ctx.settings)
+    except ConfigError as exc:
+        ctx.error(str(exc))
+        return USAGE
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    request = urllib.request.Request(url, data=b"", method="POST", headers=headers)
+    data = b"" if method == "POST" else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            body = json.load(response)
+            body: dict[str, Any] = json.load(response)
     except urllib.error.HTTPError as exc:
         try:
             message = json.load(exc).get("error", exc.reason)
@@ -320,9 +344,74 @@ def cmd_confirm(ctx: Context, args: argparse.Namespace) -> int:
         reason = getattr(exc, "reason", exc)
         ctx.error(f"cannot reach dockzone's HTTP API at {url}: {reason}")
         return INVALID
-    for held in body.get("confirmed", {}).values():
-        print(f"confirmed: {held}", file=ctx.out)
+    return body
+
+
+def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
+    """``GET /status`` from the daemon, printed as the status page shows it."""
+    body = _call_daemon(ctx, "GET", "/status")
+    if isinstance(body, int):
+        return body
+    print_status(body, ctx.out)
     return OK
+
+
+def print_status(status: dict[str, Any], out: TextIO) -> None:
+    """The status page's summary as text: zones, sources and sinks, problems, passes."""
+    state = "ready" if status.get("ready") else "starting"
+    print(
+        f"dockzone {status.get('version')}, started {status.get('started')}, "
+        f"{status.get('passes')} passes, {state}",
+        file=out,
+    )
+    print(f"\n{'ZONE':<30} {'SERIAL':>10} {'RECORDS':>7}", file=out)
+    for origin, zone in status.get("zones", {}).items():
+        serial = "-" if zone.get("serial") is None else zone["serial"]
+        print(f"{origin:<30} {serial:>10} {zone.get('records'):>7}", file=out)
+    print(f"\n{'SOURCE':<30} {'RECORDS':>7}  STATE", file=out)
+    for name, source in status.get("sources", {}).items():
+        if source.get("held"):
+            held = source["held"]
+            what = f"holding back {held['removed']} deletions ({held['reason']})"
+        elif source.get("stale"):
+            what = "stale"
+        else:
+            what = "ok"
+        print(f"{name:<30} {source.get('records'):>7}  {what}", file=out)
+    for name, sink in status.get("sinks", {}).items():
+        print(f"{'sink ' + name:<30} {'':>7}  {sink.get('error') or 'converged'}", file=out)
+    dns = status.get("dns")
+    if dns:
+        rate = "" if dns.get("rate") is None else f", {dns['rate']}/s"
+        listeners = ", ".join(dns.get("listeners", [])) or "-"
+        print(f"DNS on {listeners}: {dns.get('queries')} queries{rate}", file=out)
+    problems = [
+        f"{name}: {problem}"
+        for name, source in status.get("sources", {}).items()
+        for problem in source.get("problems", [])
+    ]
+    problems += [f"conflict: {conflict}" for conflict in status.get("conflicts", [])]
+    last = status.get("last_reconcile") or {}
+    problems += [f"sink: {error}" for error in last.get("errors", [])]
+    print(f"\nproblems: {len(problems) or 'none'}", file=out)
+    for problem in problems:
+        print(f"  {problem}", file=out)
+    print("\nlast passes:", file=out)
+    for report in status.get("recent", [])[:5]:
+        counts = report.get("rrsets", {})
+        what = (
+            f"+{counts.get('added')} -{counts.get('removed')} ~{counts.get('changed')}"
+            if report.get("changed")
+            else "no changes"
+        )
+        why = ", ".join(report.get("reasons", [])) or "-"
+        print(
+            f"  #{report.get('number')} {report.get('time')} {why} "
+            f"{report.get('seconds', 0):.3f}s {what}",
+            file=out,
+        )
+        for line in report.get("lines", []):
+            print(f"      {line}", file=out)
 
 
 def cmd_operator(ctx: Context, args: argparse.Namespace) -> int:

@@ -854,7 +854,7 @@ OPTIONS = (
         "where the HTTP API (dnsdock's /services, /status, /metrics) listens: ADDR:PORT "
         "(:PORT: every address) or off",
         "ADDR:PORT",
-        commands=("run", "confirm"),
+        commands=("run", "confirm", "status"),
     ),
     Option(
         "api_token_file",
@@ -862,14 +862,14 @@ OPTIONS = (
         lambda: None,
         "file holding the bearer token API mutations need (required off loopback)",
         "FILE",
-        commands=("run", "confirm"),
+        commands=("run", "confirm", "status"),
     ),
     Option(
         "api_token",
         _text,
         lambda: "",
         "the bearer token itself (DOCKZONE_API_TOKEN or the config file only)",
-        commands=("run", "confirm"),
+        commands=("run", "confirm", "status"),
         cli=False,
     ),
     Option(

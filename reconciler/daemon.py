@@ -257,7 +257,7 @@ async def start_api(
     OSError."""
     if settings.http == "off":
         return None
-    from reconciler import api, metrics  # noqa: PLC0415
+    from reconciler import api, metrics, statuspage  # noqa: PLC0415
 
     zonefiles = next((s for s in reconciler.sinks if isinstance(s, ZoneFileSink)), None)
 
@@ -287,6 +287,13 @@ async def start_api(
         settings.metrics_subsystem,
     )
     registry = metrics.make_registry(collector)
+
+    def dns() -> tuple[list[str], int]:
+        if service is None:
+            return [], 0
+        listeners = [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in service.addresses]
+        return listeners, sum(service.stats().requests.values())
+
     state = api.ApiState(
         settings,
         reconciler,
@@ -295,9 +302,12 @@ async def start_api(
         token=token,
         metrics=lambda: metrics.render_metrics(registry),
         serials=serials,
+        dns=dns,
     )
+    app = api.make_app(state)
+    statuspage.add_routes(app)
     host, port = parse_hostport(settings.http, any_address=True)
-    return await api.start(api.make_app(state), host, port)
+    return await api.start(app, host, port)
 
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

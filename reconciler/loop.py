@@ -22,6 +22,7 @@ into the next one. Called by the CLI's ``run``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +48,9 @@ RETRY_DELAY = 1.0
 FULL_REASONS = frozenset({"resync", "SIGHUP", "confirm"})
 """Wakeup reasons that make the next pass a full one."""
 
+RECENT_PASSES = 20
+"""Pass reports kept for the status page and ``dockzone status`` (``Reconciler.recent``)."""
+
 
 @dataclass(slots=True)
 class PassReport:
@@ -67,6 +71,8 @@ class PassReport:
     served: float | None = None
     """Seconds from the start of the pass until the DNS server answered with its changes
     (None when the pass changed nothing there); the zone files are written after."""
+    number: int = 0
+    """The pass's number, counted from 1."""
 
     @property
     def changed(self) -> bool:
@@ -93,6 +99,8 @@ class Reconciler:
         self.started = 0
         """Passes started: a pass numbered above this value reads the sources afresh."""
         self.last_report: PassReport | None = None
+        self.recent: collections.deque[PassReport] = collections.deque(maxlen=RECENT_PASSES)
+        """The last ``RECENT_PASSES`` reports, oldest first."""
         self.repairs: dict[str, int] = {"source": 0, "index": 0}
         """Differences full passes found between the incremental state and a recompute."""
         self.on_report: list[Callable[[PassReport], None]] = []
@@ -127,6 +135,11 @@ class Reconciler:
     @property
     def conflicts(self) -> tuple[Conflict, ...]:
         return self.index.conflicts
+
+    @property
+    def failing(self) -> dict[str, str]:
+        """The last error of each sink that is failing now, by sink name."""
+        return dict(self._failing)
 
     def _condition(self) -> asyncio.Condition:
         if self._done is None:
@@ -203,7 +216,9 @@ class Reconciler:
         report.seconds = time.monotonic() - started
         report.finished = time.time()
         self.passes += 1
+        report.number = self.passes
         self.last_report = report
+        self.recent.append(report)
         self._log(report)
         for listener in self.on_report:
             listener(report)

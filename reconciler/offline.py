@@ -21,9 +21,9 @@ from reconciler.cli import INVALID, OK, Context
 from reconciler.config import listen_addresses
 from reconciler.core import names, plan
 from reconciler.core.index import BuildResult, build
-from reconciler.core.model import ZoneContent
 from reconciler.definitions import Definitions, load_definitions, parse_definitions
 from reconciler.errors import DefinitionError
+from reconciler.explain import explain, resolve_name
 from reconciler.render import render_corefile
 from reconciler.sinks.zonefiles import ZoneFileSink, load_zone_files, zone_file_name
 
@@ -195,27 +195,9 @@ def cmd_show(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_explain(ctx: Context, args: argparse.Namespace) -> int:
     definitions, result = _desired(ctx)
-    name = names.absolute(args.name, ctx.settings.name_defaults().origin(ctx.settings.domain[0]))
-    if args.name.endswith(".") or names.zone_for(names.fqdn(args.name), list(result.zones)):
-        name = names.fqdn(args.name)
-    rdtype = args.rdtype.upper()
-    zone: ZoneContent | None = None
-    found = names.zone_for(name, list(result.zones))
-    if found is not None:
-        zone = result.zones[found]
-    shown = 0
-    for rrset in zone.rrsets if zone else ():
-        if zone is None or rrset.name != name or (rdtype and rrset.rdtype != rdtype):
-            continue
-        for text in rrset.rdatas:
-            shown += 1
-            print(f"{rrset.name} {rrset.ttl} IN {rrset.rdtype} {text}", file=ctx.out)
-            for provenance in zone.provenance.get((rrset.name, rrset.rdtype, text), ()):
-                print(f"    from {provenance}", file=ctx.out)
-    conflicts = [c for c in result.conflicts if c.name == name]
-    for conflict in conflicts:
-        print(f"conflict: {conflict}", file=ctx.out)
-    if not shown:
-        where = f" in zone {found}" if found else " (outside every zone)"
-        print(f"no {rdtype + ' ' if rdtype else ''}records at {name}{where}", file=ctx.out)
+    origin = ctx.settings.name_defaults().origin(ctx.settings.domain[0])
+    name = resolve_name(args.name, origin, list(result.zones))
+    found = explain(result.zones, result.conflicts, name, args.rdtype)
+    for line in found.to_text(args.rdtype.upper()):
+        print(line, file=ctx.out)
     return INVALID if definitions.errors else OK
