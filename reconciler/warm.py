@@ -21,7 +21,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dnsserver import DNSService, Forwarder, ZoneLoadError, ZoneStore, load_zone_file, snapshot
+from dnsserver import (
+    DNSService,
+    Forwarder,
+    Notifier,
+    TransferKey,
+    TransferPolicy,
+    Transfers,
+    ZoneLoadError,
+    ZoneStore,
+    load_zone_file,
+    snapshot,
+)
 from reconciler import heap
 from reconciler.atomicio import atomic_write
 from reconciler.config import Settings, listen_addresses
@@ -53,10 +64,13 @@ def make_forwarder(settings: Settings) -> Forwarder | None:
 
 
 def start_dns(settings: Settings, store: ZoneStore) -> DNSService | None:
-    """Start the DNS server on ``--dns`` (None for ``off``). Raises OSError."""
+    """Start the DNS server on ``--dns`` (None for ``off``), with zone transfers as
+    ``--allow-transfer`` and ``--transfer-key`` say and NOTIFY to ``--also-notify``.
+    Raises OSError."""
     listen = listen_addresses(settings.dns)
     if not listen:
         return None
+    keys = [TransferKey(key.name, key.algorithm, key.secret) for key in settings.transfer_key]
     service = DNSService(
         store,
         listen,
@@ -66,6 +80,10 @@ def start_dns(settings: Settings, store: ZoneStore) -> DNSService | None:
         require_cookie=settings.require_cookie,
         nsid=settings.nsid.encode(),
         tcp_idle_timeout=settings.tcp_idle_timeout,
+        transfers=Transfers(TransferPolicy(settings.allow_transfer, keys)),
+        notifier=Notifier(store, settings.also_notify, keys[0] if keys else None)
+        if settings.also_notify
+        else None,
     )
     service.start()
     return service
