@@ -7,6 +7,7 @@ one docs/secondaries.md shows."""
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,16 +48,18 @@ class Setup:
     zones: list[str]
 
 
-def secondary_zones(origins: list[str], primary_port: int) -> str:
-    """The zone statements of docs/secondaries.md, for dockzone on 127.0.0.1:port."""
-    return "".join(
-        f'zone "{origin}" {{\n'
-        f"    type secondary;\n"
-        f'    primaries {{ 127.0.0.1 port {primary_port} key "{KEY_NAME}"; }};\n'
-        f'    allow-transfer {{ key "{KEY_NAME}"; }};\n'
-        f"}};\n"
-        for origin in origins
-    )
+def secondary_config(key: Path, origins: list[str], primary_port: int) -> tuple[str, str]:
+    """The BIND configuration docs/secondaries.md shows, for dockzone on 127.0.0.1:port:
+    its ``include`` line and one ``zone`` statement per origin."""
+    text = (ROOT / "docs" / "secondaries.md").read_text()
+    found = re.search(r"## BIND as the secondary.*?```\n(.*?)```", text, re.S)
+    assert found is not None
+    include, _, zone = found.group(1).partition("\n")
+    include = include.replace("/etc/bind/dockzone-xfr.key", str(key))
+    zone = zone.replace("port 5354", f"port {primary_port}")
+    assert f'"{KEY_NAME}"' in zone
+    zones = "".join(zone.replace('"docker."', f'"{origin}"') for origin in origins)
+    return include, zones
 
 
 @pytest.fixture(scope="module")
@@ -97,12 +100,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         zones = sorted(
             path.name[3:] + "." for path in daemon.zones.glob("db.*") if path.name != "db.root"
         )
-        process, log = start_named(
-            named_dir,
-            named_port,
-            secondary_zones(zones, daemon.port),
-            include=f'include "{key}";',
-        )
+        include, statements = secondary_config(key, zones, daemon.port)
+        process, log = start_named(named_dir, named_port, statements, include=include)
         try:
             for origin in zones:
                 eventually(lambda o=origin: answers_soa("127.0.0.1", named_port, o), timeout=20)
