@@ -28,6 +28,7 @@ answers that are built (cache misses, TCP, forwarding) are timed with `perf_coun
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import ipaddress
 import itertools
@@ -213,6 +214,9 @@ class DNSService:
         result = DNSStats()
         for counters in [*self._counters, self._tcp_counters, self._forward_counters]:
             result.add(counters)
+        result.transfers = dataclasses.asdict(self.transfers.counts)
+        if self.notifier is not None:
+            result.notifies = dataclasses.asdict(self.notifier.counts)
         return result
 
     @property

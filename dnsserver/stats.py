@@ -129,6 +129,10 @@ class DNSStats:
     durations: dict[str, list[int]] = field(default_factory=dict)
     """Per transport: timed requests per `DURATION_BUCKETS` bound, plus one over the last."""
     duration_sum: dict[str, float] = field(default_factory=dict)
+    transfers: dict[str, int] = field(default_factory=dict)
+    """Zone transfer requests by outcome (`dnsserver.transfer.TransferCounts`)."""
+    notifies: dict[str, int] = field(default_factory=dict)
+    """NOTIFY messages sent, acknowledged, given up (`dnsserver.notify.NotifyCounts`)."""
 
     def add(self, counters: Counters) -> None:
         """Add one writer's counters (read without its lock: counts only grow, and a

@@ -149,6 +149,23 @@ class DockzoneCollector(Collector):
         )
         misses.add_metric(["response"], stats.cache_misses)
         yield misses
+        transfers = CounterMetricFamily(
+            f"{p}dns_transfer_count_total",
+            "Counter of zone transfer requests and signed queries by outcome: axfr, ixfr "
+            "(whole zone), ixfr_current (SOA only), refused, bad_tsig, signed.",
+            labels=["result"],
+        )
+        for result, count in stats.transfers.items():
+            transfers.add_metric([result], count)
+        yield transfers
+        notifies = CounterMetricFamily(
+            f"{p}dns_notify_count_total",
+            "Counter of NOTIFY messages to secondaries: sent, acknowledged, failed.",
+            labels=["result"],
+        )
+        for result, count in stats.notifies.items():
+            notifies.add_metric([result], count)
+        yield notifies
 
     def _reconcile(self) -> Iterable[Metric]:
         p = self.prefix

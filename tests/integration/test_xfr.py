@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import re
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import dns.xfr
 import dns.zone
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import eventually, service
 from tests.servers import (
@@ -164,6 +166,15 @@ def test_a_transfer_without_the_key_is_refused(setup: Setup) -> None:
     assert "IN\tSOA" in signed, signed
     assert "Transfer failed" not in signed
     assert "refused to 127.0.0.1 (unsigned)" in setup.daemon.output()
+    with urllib.request.urlopen(f"http://{setup.daemon.http}/metrics", timeout=5) as response:
+        metrics = {
+            (sample.name, tuple(sample.labels.values())): sample.value
+            for family in text_string_to_metric_families(response.read().decode())
+            for sample in family.samples
+        }
+    assert metrics[("dockzone_dns_transfer_count_total", ("refused",))] >= 1
+    assert metrics[("dockzone_dns_transfer_count_total", ("axfr",))] >= 1
+    assert metrics[("dockzone_dns_notify_count_total", ("acknowledged",))] >= 1
 
 
 def test_a_zone_beyond_64_kib_arrives_whole_in_several_messages(setup: Setup) -> None:
