@@ -12,9 +12,11 @@ from __future__ import annotations
 from dnsserver.answer import Resolution, resolve
 from dnsserver.errors import DnsServerError, MessageError, ZoneError, ZoneLoadError
 from dnsserver.forward import Forwarder, parse_hostport, read_resolv_conf
+from dnsserver.notify import Notifier
 from dnsserver.rdata import ADDRESS_CNAME
 from dnsserver.server import DNSService
 from dnsserver.stats import DNSStats
+from dnsserver.transfer import TransferKey, TransferPolicy, Transfers
 from dnsserver.zone import PatchKey, RRset, Zone, ZoneBuilder, rrset_from_text
 from dnsserver.zonedir import Rescan, ZoneDirectory
 from dnsserver.zonefile import load_zone_file, parse_zone_text
@@ -27,10 +29,14 @@ __all__ = [
     "DnsServerError",
     "Forwarder",
     "MessageError",
+    "Notifier",
     "PatchKey",
     "RRset",
     "Rescan",
     "Resolution",
+    "TransferKey",
+    "TransferPolicy",
+    "Transfers",
     "Zone",
     "ZoneBuilder",
     "ZoneDirectory",

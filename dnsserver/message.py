@@ -8,7 +8,7 @@ does in hundreds. Used by `server` and `forward`.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from dnsserver.errors import MessageError
@@ -22,6 +22,7 @@ SERVFAIL = 2
 NXDOMAIN = 3
 NOTIMP = 4
 REFUSED = 5
+NOTAUTH = 9
 BADVERS = 16
 
 QR = 0x8000
@@ -136,10 +137,11 @@ class _Writer:
 
     __slots__ = ("buf", "names")
 
-    def __init__(self, buf: bytearray, qname: str) -> None:
+    def __init__(self, buf: bytearray, qname: str | None) -> None:
         self.buf = buf
         self.names: dict[bytes, int] = {}
-        self._register(name_to_wire(qname), 12, len(name_to_wire(qname)))
+        if qname is not None:  # the question's name, at offset 12
+            self._register(name_to_wire(qname), 12, len(name_to_wire(qname)))
 
     def _register(self, wire: bytes, start: int, upto: int) -> None:
         pos = 0
@@ -261,6 +263,48 @@ def render_response(
         counts[2] += 1
     HEADER.pack_into(buf, 0, query.id, flags, 1, *counts)
     return bytes(buf)
+
+
+def render_transfer(
+    query: Query, rrsets: Iterable[RRset], *, limit: int = 65535
+) -> Iterator[bytes]:
+    """The messages of a zone transfer response (RFC 5936 2.2): `rrsets` in order, packed
+    into messages of at most `limit` bytes with name compression, an RRset split between
+    messages where it does not fit. The question goes in the first message only (2.2.1);
+    each message carries an OPT record when the query had EDNS. Raises ValueError for a
+    record too large for any message."""
+    flags = QR | AA | (query.flags & (0x7800 | RD | CD))
+    opt = opt_record(1232) if query.edns else b""
+    room = limit - len(opt)
+    first = True
+
+    def start() -> tuple[bytearray, _Writer]:
+        buf = bytearray(12)
+        if first:
+            buf += query.question
+        return buf, _Writer(buf, query.qname if first else None)
+
+    buf, writer = start()
+    count = 0
+    for whole in rrsets:
+        rrset = whole
+        while True:
+            n = writer.rrset(rrset, None, 0, room)
+            count += n
+            if n == len(rrset.rdatas):
+                break
+            if count == 0:
+                raise ValueError(f"a {rrset.rdtype} record of {rrset.name} fits in no message")
+            buf += opt
+            HEADER.pack_into(buf, 0, query.id, flags, int(first), count, 0, int(bool(opt)))
+            yield bytes(buf)
+            first = False
+            buf, writer = start()
+            count = 0
+            rrset = RRset(rrset.name, rrset.rdtype, rrset.ttl, rrset.rdatas[n:])
+    buf += opt
+    HEADER.pack_into(buf, 0, query.id, flags, int(first), count, 0, int(bool(opt)))
+    yield bytes(buf)
 
 
 def render_error(

@@ -30,6 +30,7 @@ answers that are built (cache misses, TCP, forwarding) are timed with `perf_coun
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import ipaddress
 import itertools
@@ -68,9 +69,11 @@ from dnsserver.message import (
 )
 from dnsserver.name import reverse_network
 from dnsserver.negative import NegativeAnswers
+from dnsserver.notify import Notifier
 from dnsserver.rdata import AAAA, AXFR, IXFR, PTR, A
 from dnsserver.rrl import SLIP, RateLimiter, slip_response
 from dnsserver.stats import Counters, DNSStats
+from dnsserver.transfer import Transfers, is_transfer, signed_at
 from dnsserver.zone import RRset
 from dnsserver.zonestore import ZoneIndex, ZoneStore
 
@@ -153,6 +156,9 @@ class DNSService:
 
     `rrl` (set before `start`) rate-limits UDP responses (`dnsserver.rrl`); clients inside
     `networks` (the Docker networks dockzone watches) are never limited.
+    `transfers` answers AXFR, IXFR and TSIG-signed queries (`dnsserver.transfer`; the
+    default refuses every transfer); `notifier` (`dnsserver.notify`) sends NOTIFY to
+    secondaries from `start()` to `stop()`.
     """
 
     def __init__(
@@ -173,8 +179,12 @@ class DNSService:
         require_cookie: bool = False,
         nsid: bytes = b"",
         rrl: RateLimiter | None = None,
+        transfers: Transfers | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.store = store
+        self.transfers = transfers or Transfers()
+        self.notifier = notifier
         self.cookies = Cookies() if cookies else None
         self.require_cookie = require_cookie and cookies
         self.nsid = nsid
@@ -212,6 +222,9 @@ class DNSService:
         result = DNSStats()
         for counters in [*self._counters, self._tcp_counters, self._forward_counters]:
             result.add(counters)
+        result.transfers = dataclasses.asdict(self.transfers.counts)
+        if self.notifier is not None:
+            result.notifies = dataclasses.asdict(self.notifier.counts)
         return result
 
     @property
@@ -273,10 +286,14 @@ class DNSService:
         for tcp in self._tcp:
             self._spawn(self._serve_tcp, tcp, "dns-tcp")
         log.info("DNS listening on %s", ", ".join(f"{h}:{p}" for h, p in self.addresses))
+        if self.notifier is not None:
+            self.notifier.start()
 
     def stop(self) -> None:
         """Stop serving and close every socket; returns when the server threads ended."""
         self._stopping.set()
+        if self.notifier is not None:
+            self.notifier.stop()
         for sock in self._udp + self._tcp:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -335,6 +352,12 @@ class DNSService:
             query = parse_query(data)
         except MessageError:
             return _Reply(render_bare(data, FORMERR))
+        if query.qtype in (AXFR, IXFR) or (data[10] or data[11] > query.edns):
+            tsig_at = signed_at(data, query)
+            if tsig_at is not None or is_transfer(query):
+                return self._transfer_udp(
+                    data, query, index, udp=udp, network=network, client=client, tsig_at=tsig_at
+                )
         if query.edns and query.edns_version != 0:
             return _Reply(render_response(query, BADVERS, aa=False, ra=False))
         ra = self.forwarder is not None
@@ -780,6 +803,19 @@ class DNSService:
                     ticks = min(int(self.tcp_idle_timeout * 10), 0xFFFF)  # 100 ms units
                     keepalive = edns_option(TCP_KEEPALIVE, ticks.to_bytes(2, "big"))
         network = self.network_of(client) if client and self._networks else -1
+        if query is not None and query.opcode == 0:
+            tsig_at = signed_at(data, query)
+            if tsig_at is not None or is_transfer(query):
+                self._transfer_tcp(
+                    connection,
+                    data,
+                    query,
+                    network=network,
+                    client=client,
+                    tsig_at=tsig_at,
+                    started=started,
+                )
+                return
         try:
             reply = self._answer(data, self.store.snapshot(), False, network, client)
         except Exception:
@@ -797,6 +833,82 @@ class DNSService:
                     connection.end()
             return
         self._tcp_respond(connection, reply.wire, keepalive, started)
+
+    def _transfer_tcp(
+        self,
+        connection: _Connection,
+        data: bytes,
+        query: Query,
+        *,
+        network: int,
+        client: str,
+        tsig_at: int | None,
+        started: int,
+    ) -> None:
+        """A transfer or a signed query on TCP: every message written on this thread (a
+        transfer holds up the queries pipelined behind it, as in BIND)."""
+        index = self.store.snapshot()
+        first: bytes | None = None
+        try:
+            for wire in self.transfers.respond(
+                data,
+                query,
+                index,
+                client,
+                tcp=True,
+                plain=lambda unsigned: self._answer_now(unsigned, index, False, network, client),
+                tsig_at=tsig_at,
+            ):
+                if first is None:
+                    first = wire
+                connection.send(wire)
+        except OSError:
+            raise
+        except Exception:
+            log.exception("failed to answer a zone transfer or signed query over TCP")
+            first = render_error(data, SERVFAIL, query)
+            if first is not None:
+                connection.send(first)
+        self._tcp_counters.answered_locked(first, time.perf_counter_ns() - started)
+
+    def _transfer_udp(
+        self,
+        data: bytes,
+        query: Query,
+        index: ZoneIndex,
+        *,
+        udp: bool,
+        network: int,
+        client: str,
+        tsig_at: int | None,
+    ) -> _Reply:
+        """A transfer or signed query on UDP: answered on the forwarding pool (dnspython
+        parses and signs it), never cached; only one message goes back."""
+
+        def job() -> bytes | None:
+            return next(
+                self.transfers.respond(
+                    data,
+                    query,
+                    index,
+                    client,
+                    tcp=not udp,
+                    plain=lambda unsigned: self._answer_now(unsigned, index, udp, network, client),
+                    tsig_at=tsig_at,
+                ),
+                None,
+            )
+
+        return _Reply(deferred=job)
+
+    def _answer_now(
+        self, data: bytes, index: ZoneIndex, udp: bool, network: int, client: str
+    ) -> bytes | None:
+        """`_answer`, forwarding inline when it must (off the serving threads only)."""
+        reply = self._answer(data, index, udp, network, client)
+        if reply.deferred is not None:
+            return reply.deferred()
+        return reply.wire
 
     def _run_tcp_deferred(
         self,

@@ -139,6 +139,10 @@ class DNSStats:
     """UDP responses response rate limiting dropped (not sent at all)."""
     rrl_slipped: int = 0
     """UDP responses it replaced by a truncated reply (a slip)."""
+    transfers: dict[str, int] = field(default_factory=dict)
+    """Zone transfer requests by outcome (`dnsserver.transfer.TransferCounts`)."""
+    notifies: dict[str, int] = field(default_factory=dict)
+    """NOTIFY messages sent, acknowledged, given up (`dnsserver.notify.NotifyCounts`)."""
 
     def add(self, counters: Counters) -> None:
         """Add one writer's counters (read without its lock: counts only grow, and a

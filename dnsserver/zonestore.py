@@ -14,7 +14,7 @@ kind of index (`base` None) may differ anywhere.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 
 from dnsserver.errors import ZoneError
@@ -91,6 +91,20 @@ class ZoneStore:
     def __init__(self, zones: Mapping[str, Zone] | None = None) -> None:
         self._writer = threading.Lock()
         self._current = ZoneIndex(zones or {})
+        self._listeners: tuple[Callable[[ZoneIndex], None], ...] = ()
+
+    def subscribe(self, listener: Callable[[ZoneIndex], None]) -> None:
+        """Call `listener` with each new index after it is swapped in, on the writer's
+        thread: it must return at once (set an event)."""
+        self._listeners = (*self._listeners, listener)
+
+    def unsubscribe(self, listener: Callable[[ZoneIndex], None]) -> None:
+        self._listeners = tuple(known for known in self._listeners if known != listener)
+
+    def _swapped(self, new: ZoneIndex) -> ZoneIndex:
+        for listener in self._listeners:
+            listener(new)
+        return new
 
     def snapshot(self) -> ZoneIndex:
         """The current index; keep using it for the whole query."""
@@ -101,7 +115,7 @@ class ZoneStore:
         with self._writer:
             new = ZoneIndex(zones, self._current.generation + 1)  # fully built first
             self._current = new  # readers see old or new, never a mix
-        return new
+        return self._swapped(new)
 
     def update(
         self, changed: Mapping[str, Zone], removed: frozenset[str] | set[str] = frozenset()
@@ -114,7 +128,7 @@ class ZoneStore:
             zones.update({parse_name(origin): zone for origin, zone in changed.items()})
             new = ZoneIndex(zones, self._current.generation + 1)
             self._current = new
-        return new
+        return self._swapped(new)
 
     def patch(
         self,
@@ -171,4 +185,4 @@ class ZoneStore:
                     served, current.generation + 1, base=current.generation, changed=changed
                 )
             self._current = new
-        return new
+        return self._swapped(new)

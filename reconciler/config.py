@@ -389,6 +389,37 @@ def _tsig_key(value: Any, where: str) -> TsigKey | None:
     return load_key_file(path) if path is not None else None
 
 
+def _tsig_keys(value: Any, where: str) -> tuple[TsigKey, ...]:
+    """The keys in BIND key files: one path, a comma list or a YAML list of them."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{where}: must be a key file or a list of them")
+    return tuple(load_key_file(_path(item, where)) for item in items if str(item).strip())
+
+
+def _allow_transfer(value: Any, where: str) -> tuple[str, ...]:
+    """Addresses, networks (CIDR) and TSIG key names; key names come out absolute."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{where}: must be an address, a network, a key name or a list")
+    result = []
+    for item in items:
+        text = _text(item, where).strip()
+        if not text:
+            continue
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            problem = names.name_problem(text)
+            if problem:
+                raise ConfigError(
+                    f"{where}: {text!r} is neither an address, a network nor a key name"
+                ) from None
+            text = names.fqdn(text.lower())
+        result.append(text)
+    return tuple(result)
+
+
 def _urls(value: Any, where: str) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
@@ -630,6 +661,37 @@ OPTIONS = (
         "a network --rrl never limits (repeatable); the subnets of the watched Docker "
         "networks are always exempt",
         "CIDR",
+        repeat=True,
+        commands=("run", "serve"),
+    ),
+    Option(
+        "allow_transfer",
+        _allow_transfer,
+        lambda: (),
+        "who may transfer the served zones (AXFR/IXFR): an address, a network (CIDR) or the "
+        "name of a --transfer-key; repeatable. Default: nobody",
+        "ADDR|NETWORK|KEY",
+        repeat=True,
+        commands=("run", "serve"),
+    ),
+    Option(
+        "transfer_key",
+        _tsig_keys,
+        lambda: (),
+        "TSIG key file in BIND format for zone transfers and NOTIFY (the --tsig-key-file "
+        "format; hmac-sha256 by default); repeatable. Signed queries are verified and "
+        "answered signed",
+        "FILE",
+        repeat=True,
+        commands=("run", "serve"),
+    ),
+    Option(
+        "also_notify",
+        _nameservers,
+        lambda: (),
+        "a secondary to send NOTIFY to whenever a zone's serial changes (port 53 unless "
+        "given; repeatable); signed with the first --transfer-key",
+        "ADDR[:PORT]",
         repeat=True,
         commands=("run", "serve"),
     ),
@@ -943,6 +1005,9 @@ class Settings:
     rrl_slip: int
     rrl_window: int
     rrl_exempt: tuple[str, ...]
+    allow_transfer: tuple[str, ...]
+    transfer_key: tuple[TsigKey, ...]
+    also_notify: tuple[tuple[str, int], ...]
     resync: float
     max_delete_fraction: float
     docker: str
@@ -1039,6 +1104,10 @@ def resolve(
             values[option.name] = option.default()
             continue
         values[option.name] = option.parse(raw, where)
+    keys = {key.name for key in values["transfer_key"]}
+    for entry in values["allow_transfer"]:
+        if entry.endswith(".") and entry not in keys:
+            raise ConfigError(f"--allow-transfer {entry}: no --transfer-key has this name")
     api_ttl = load_api_ttl(values["definitions"])
     if api_ttl is not None:
         values["ttl"] = api_ttl

@@ -160,6 +160,23 @@ class DockzoneCollector(Collector):
         limited.add_metric(["dropped"], stats.rrl_dropped)
         limited.add_metric(["slipped"], stats.rrl_slipped)
         yield limited
+        transfers = CounterMetricFamily(
+            f"{p}dns_transfer_count_total",
+            "Counter of zone transfer requests and signed queries by outcome: axfr, ixfr "
+            "(whole zone), ixfr_current (SOA only), refused, bad_tsig, signed.",
+            labels=["result"],
+        )
+        for result, count in stats.transfers.items():
+            transfers.add_metric([result], count)
+        yield transfers
+        notifies = CounterMetricFamily(
+            f"{p}dns_notify_count_total",
+            "Counter of NOTIFY messages to secondaries: sent, acknowledged, failed.",
+            labels=["result"],
+        )
+        for result, count in stats.notifies.items():
+            notifies.add_metric([result], count)
+        yield notifies
 
     def _reconcile(self) -> Iterable[Metric]:
         p = self.prefix

@@ -22,7 +22,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dnsserver import DNSService, Forwarder, ZoneLoadError, ZoneStore, load_zone_file, snapshot
+from dnsserver import (
+    DNSService,
+    Forwarder,
+    Notifier,
+    TransferKey,
+    TransferPolicy,
+    Transfers,
+    ZoneLoadError,
+    ZoneStore,
+    load_zone_file,
+    snapshot,
+)
 from dnsserver.rrl import RateLimiter
 from reconciler import heap
 from reconciler.atomicio import atomic_write
@@ -71,11 +82,14 @@ def make_rate_limiter(settings: Settings) -> RateLimiter | None:
 
 
 def start_dns(settings: Settings, store: ZoneStore) -> DNSService | None:
-    """Start the DNS server on ``--dns`` (None for ``off``). Raises OSError."""
+    """Start the DNS server on ``--dns`` (None for ``off``), with zone transfers as
+    ``--allow-transfer`` and ``--transfer-key`` say and NOTIFY to ``--also-notify``.
+    Raises OSError."""
     listen = listen_addresses(settings.dns)
     if not listen:
         return None
     rrl = make_rate_limiter(settings)
+    keys = [TransferKey(key.name, key.algorithm, key.secret) for key in settings.transfer_key]
     service = DNSService(
         store,
         listen,
@@ -86,6 +100,10 @@ def start_dns(settings: Settings, store: ZoneStore) -> DNSService | None:
         nsid=settings.nsid.encode(),
         tcp_idle_timeout=settings.tcp_idle_timeout,
         rrl=rrl,
+        transfers=Transfers(TransferPolicy(settings.allow_transfer, keys)),
+        notifier=Notifier(store, settings.also_notify, keys[0] if keys else None)
+        if settings.also_notify
+        else None,
     )
     service.start()
     if rrl is not None:

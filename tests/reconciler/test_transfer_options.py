@@ -1,0 +1,70 @@
+"""``--allow-transfer``, ``--transfer-key`` and ``--also-notify`` as a user gives them: to
+``dockzone serve`` over a zone directory, and the errors of bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.reconciler.test_cli import dockzone
+from tests.servers import Daemon, dig, free_port
+
+ZONE = """; a hand-written zone
+$ORIGIN docker.
+$TTL 30
+@    IN SOA ns.dns hostmaster 7 3600 600 86400 10
+     IN NS  ns.dns
+ns.dns IN A 127.0.0.1
+web  IN A 10.0.0.7
+"""
+SECRET = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
+
+def _serve(tmp_path: Path, *args: str) -> Daemon:
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / "db.docker").write_text(ZONE)
+    port = free_port()
+    command = ["serve", "--zones", str(zones), "--dns", f"127.0.0.1:{port}", "--no-rec", *args]
+    return Daemon.start_command(tmp_path, command, port=port, http="off")
+
+
+def test_serve_transfers_to_an_allowed_network(tmp_path: Path) -> None:
+    daemon = _serve(tmp_path, "--allow-transfer", "127.0.0.0/8")
+    try:
+        allowed = dig(daemon.port, "docker.", "AXFR")
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+    assert "web.docker.\t\t30\tIN\tA\t10.0.0.7" in allowed
+    assert allowed.count("\tSOA\t") == 2
+
+
+def test_serve_refuses_transfers_by_default_and_takes_a_key(tmp_path: Path) -> None:
+    key = tmp_path / "xfr.key"
+    key.write_text(f'key "xfr" {{ secret "{SECRET}"; }};\n')
+    daemon = _serve(tmp_path, "--transfer-key", str(key), "--allow-transfer", "xfr")
+    try:
+        unsigned = dig(daemon.port, "docker.", "AXFR")
+        signed = dig(daemon.port, "-y", f"hmac-sha256:xfr:{SECRET}", "docker.", "AXFR")
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+    assert "Transfer failed" in unsigned
+    assert signed.count("\tSOA\t") == 2
+    assert "zone transfer of docker. refused to 127.0.0.1 (unsigned)" in daemon.output()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--allow-transfer", "nokey"], "--allow-transfer nokey.: no --transfer-key has this name"),
+        (["--allow-transfer", "10.0.0.0/33"], "is neither an address, a network nor a key name"),
+        (["--also-notify", "secondary:53"], "--also-notify: 'secondary' is not an IP address"),
+        (["--transfer-key", "/nonexistent.key"], "cannot read TSIG key file"),
+    ],
+    ids=["unknown key", "bad network", "notify name", "missing key file"],
+)
+def test_bad_transfer_options_name_the_problem(args: list[str], message: str) -> None:
+    result = dockzone("serve", *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
