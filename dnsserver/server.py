@@ -84,6 +84,10 @@ NEGATIVE_CACHE_SIZE = 10_000
 """NXDOMAIN answers kept per UDP socket, apart from the answer cache (`NegativeAnswers`)."""
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 TCP_MAX_MESSAGE = 65535
+TCP_READ_SIZE = 65536
+"""Bytes read from a TCP connection at a time: pipelined queries arrive together."""
+TCP_CACHE_SIZE = 10_000
+"""Answers built over TCP kept for the same query on any connection (per zone index)."""
 
 
 @dataclass(slots=True)
@@ -215,6 +219,12 @@ class DNSService:
         self._client_network: dict[str, int] = {}
         self._counters: list[Counters] = []
         self._tcp_counters = Counters("tcp", shared=True)
+        self._tcp_answers: tuple[
+            ZoneIndex | None,
+            tuple[IPNetwork, ...],
+            tuple[IPNetwork, ...] | None,
+            dict[bytes, Iterator[bytes]],
+        ] = (None, (), None, {})
         self._forward_counters = Counters("udp", shared=True)
 
     def stats(self) -> DNSStats:
@@ -372,7 +382,7 @@ class DNSService:
         # A lone COOKIE: the answer is cached without it and the cookie spliced in per query.
         # Any other option leaves the answer as it is for the same bytes (NSID is fixed).
         lone = bool(cookie) and len(query.options) == 1 and _cookie_size(data) > 0
-        cacheable = udp and (lone or not cookie)
+        cacheable = lone or not cookie  # the transport keeps them: UDP and TCP caches
         extra = options if lone else cookie + options
 
         def reply(variants: tuple[bytes, ...], depends: Iterable[str] = ()) -> _Reply:
@@ -736,10 +746,15 @@ class DNSService:
         stopping = self._stopping.is_set
         try:
             while not stopping():
-                data = self._read_query(connection)
-                if data is None:
+                messages = self._read_queries(connection)
+                if messages is None:
                     return
-                self._answer_tcp(connection, data, client)
+                network = self.network_of(client) if client and self._networks else -1
+                out: list[bytes] = []
+                for data in messages:
+                    self._answer_tcp(connection, data, client, network, out)
+                if out:
+                    connection.send_many(out)
         except OSError:
             pass  # timeouts, resets: the client is gone
         finally:
@@ -750,42 +765,59 @@ class DNSService:
                 self._clients.discard(conn)
             conn.close()
 
-    def _read_query(self, connection: _Connection) -> bytes | None:
-        """The next message on a connection; None when the client closed it, sent a zero
-        length, or was idle too long: no query for the idle timeout and none in flight
-        (RFC 7766 6.2.3), or for the initial timeout before its first query."""
+    def _read_queries(self, connection: _Connection) -> list[bytes] | None:
+        """The messages that have arrived whole on a connection (at least one: a client
+        that pipelines gets its queries read in one go); None when the client closed it,
+        sent a zero length, stalled inside a message, or was idle too long: no query for the
+        idle timeout and none in flight (RFC 7766 6.2.3), or for the initial timeout before
+        its first query."""
         conn = connection.sock
+        buffer = connection.buffer
         while True:
-            timeout = self.tcp_idle_timeout
-            if not connection.queries and self.tcp_initial_timeout is not None:
-                timeout = self.tcp_initial_timeout
-            left = timeout - (time.monotonic() - connection.last_active)
-            if left <= 0 and connection.in_flight == 0:
+            messages = _split_messages(buffer)
+            if messages is None:
                 return None
-            conn.settimeout(max(left, 0.05) if connection.in_flight == 0 else timeout)
+            if messages:
+                connection.queries += len(messages)
+                connection.last_active = time.monotonic()
+                return messages
+            if buffer:  # within a message: it must keep coming
+                conn.settimeout(self.tcp_idle_timeout)
+            else:
+                timeout = self.tcp_idle_timeout
+                if not connection.queries and self.tcp_initial_timeout is not None:
+                    timeout = self.tcp_initial_timeout
+                left = timeout - (time.monotonic() - connection.last_active)
+                if left <= 0 and connection.in_flight == 0:
+                    return None
+                conn.settimeout(max(left, 0.05) if connection.in_flight == 0 else timeout)
             try:
-                head = conn.recv(2)
+                chunk = conn.recv(TCP_READ_SIZE)
             except TimeoutError:
+                if buffer:
+                    return None
                 continue  # idle long enough? (a response written since then resets it)
-            break
-        conn.settimeout(self.tcp_idle_timeout)  # within a message: it must keep coming
-        if len(head) == 1:
-            rest = _recv_exact(conn, 1)
-            if rest is None:
+            if not chunk:
                 return None
-            head += rest
-        if not head or head == b"\x00\x00":
-            return None
-        data = _recv_exact(conn, int.from_bytes(head, "big"))
-        if data is not None:
-            connection.queries += 1
-            connection.last_active = time.monotonic()
-        return data
+            buffer += chunk
 
-    def _answer_tcp(self, connection: _Connection, data: bytes, client: str) -> None:
-        """Answer one query read from a connection: now, or on the executor when it needs
-        an upstream (waiting while `max_tcp_in_flight` of the connection's are there)."""
+    def _answer_tcp(
+        self, connection: _Connection, data: bytes, client: str, network: int, out: list[bytes]
+    ) -> None:
+        """Answer one query read from a connection: from the TCP answer cache, or built
+        (appended to ``out``, written with the rest of its batch), or on the executor when
+        it needs an upstream (waiting while `max_tcp_in_flight` of the connection's are
+        there). A transfer writes its messages itself, after what ``out`` holds."""
         started = time.perf_counter_ns()
+        index = self.store.snapshot()
+        cache = self._tcp_cache(index)
+        key = data[2:] if network < 0 else network.to_bytes(2, "big") + b"\xff" + data[2:]
+        hit = cache.get(key)
+        if hit is not None:
+            wire = data[:2] + next(hit)
+            self._tcp_counters.answered_locked(wire, time.perf_counter_ns() - started)
+            out.append(len(wire).to_bytes(2, "big") + wire)
+            return
         keepalive = b""
         try:
             query: Query | None = parse_query(data)
@@ -795,17 +827,16 @@ class DNSService:
             for code, value in query.options:
                 if code == TCP_KEEPALIVE:
                     if value:  # RFC 7828 3.2.1: the client MUST send it empty
-                        wire = render_error(data, FORMERR, query)
-                        self._tcp_counters.answered_locked(wire, time.perf_counter_ns() - started)
-                        if wire is not None:
-                            connection.send(wire)
+                        self._tcp_respond(out, render_error(data, FORMERR, query), b"", started)
                         return
                     ticks = min(int(self.tcp_idle_timeout * 10), 0xFFFF)  # 100 ms units
                     keepalive = edns_option(TCP_KEEPALIVE, ticks.to_bytes(2, "big"))
-        network = self.network_of(client) if client and self._networks else -1
         if query is not None and query.opcode == 0:
             tsig_at = signed_at(data, query)
             if tsig_at is not None or is_transfer(query):
+                if out:
+                    connection.send_many(out)
+                    out.clear()
                 self._transfer_tcp(
                     connection,
                     data,
@@ -817,7 +848,7 @@ class DNSService:
                 )
                 return
         try:
-            reply = self._answer(data, self.store.snapshot(), False, network, client)
+            reply = self._answer(data, index, False, network, client)
         except Exception:
             log.exception("failed to answer a TCP query")
             reply = _Reply(render_error(data, SERVFAIL))
@@ -832,7 +863,28 @@ class DNSService:
                 except RuntimeError:  # shutting down
                     connection.end()
             return
-        self._tcp_respond(connection, reply.wire, keepalive, started)
+        sent = self._tcp_respond(out, reply.wire, keepalive, started)
+        if sent is not None and reply.variants and not reply.cookie:
+            if len(cache) >= TCP_CACHE_SIZE:
+                cache.clear()
+            bodies = [sent[2:]]
+            bodies += [_keepalive(variant, keepalive)[2:] for variant in reply.variants[1:]]
+            cycle = itertools.cycle(bodies)
+            next(cycle)  # the first went out now
+            cache[key] = cycle
+
+    def _tcp_cache(self, index: ZoneIndex) -> dict[bytes, Iterator[bytes]]:
+        """The answers built over TCP for ``index`` and the current networks, by query
+        (shared by the connections; a new zone index or new networks start it afresh)."""
+        made, networks, authority, cache = self._tcp_answers
+        if (
+            made is not index
+            or networks is not self._networks
+            or authority is not self._reverse_authority
+        ):
+            cache = {}
+            self._tcp_answers = (index, self._networks, self._reverse_authority, cache)
+        return cache
 
     def _transfer_tcp(
         self,
@@ -923,32 +975,45 @@ class DNSService:
             except Exception:
                 log.exception("failed to forward a TCP query")
                 wire = None
-            self._tcp_respond(connection, wire, keepalive, started)
+            out: list[bytes] = []
+            self._tcp_respond(out, wire, keepalive, started)
+            if out:
+                connection.send_many(out)
         except OSError:
             connection.close()  # the client is gone: wake the reader
         finally:
             connection.end()
 
     def _tcp_respond(
-        self, connection: _Connection, wire: bytes | None, keepalive: bytes, started: int
-    ) -> None:
-        if wire is not None and keepalive:
-            with_option = add_edns_option(wire, keepalive)
-            if len(with_option) <= TCP_MAX_MESSAGE:  # a response cut to 64 KiB goes without
-                wire = with_option
-        self._tcp_counters.answered_locked(wire, time.perf_counter_ns() - started)
+        self, out: list[bytes], wire: bytes | None, keepalive: bytes, started: int
+    ) -> bytes | None:
+        """Count a TCP response and append it to ``out``, length first, with the
+        edns-tcp-keepalive option when the query carried one; the response as sent."""
         if wire is not None:
-            connection.send(wire)
+            wire = _keepalive(wire, keepalive)
+            out.append(len(wire).to_bytes(2, "big") + wire)
+        self._tcp_counters.answered_locked(wire, time.perf_counter_ns() - started)
+        return wire
 
 
 class _Connection:
     """One TCP client, shared by its reading thread and the executor's: responses are
     written whole under `_write`; `in_flight` counts its queries waiting for an upstream."""
 
-    __slots__ = ("_state", "_write", "in_flight", "last_active", "limit", "queries", "sock")
+    __slots__ = (
+        "_state",
+        "_write",
+        "buffer",
+        "in_flight",
+        "last_active",
+        "limit",
+        "queries",
+        "sock",
+    )
 
     def __init__(self, sock: socket.socket, limit: int = 32) -> None:
         self.sock = sock
+        self.buffer = bytearray()  # read, not yet a whole message
         self.limit = limit
         self.queries = 0
         self.in_flight = 0
@@ -959,8 +1024,13 @@ class _Connection:
     def send(self, wire: bytes) -> None:
         """Write one response (length prefix and message, never interleaved); raises
         OSError."""
+        self.send_many([len(wire).to_bytes(2, "big") + wire])
+
+    def send_many(self, framed: list[bytes]) -> None:
+        """Write responses already prefixed with their length, in one write (never
+        interleaved with another thread's); raises OSError."""
         with self._write:
-            self.sock.sendall(len(wire).to_bytes(2, "big") + wire)
+            self.sock.sendall(b"".join(framed))
             self.last_active = time.monotonic()
 
     def begin(self, stopping: Callable[[], bool]) -> bool:
@@ -1017,14 +1087,31 @@ def _same_network(answer: list[RRset], network: IPNetwork) -> list[RRset]:
     return result
 
 
-def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = conn.recv(n - len(buf))
-        if not chunk:
+def _split_messages(buffer: bytearray) -> list[bytes] | None:
+    """Take the whole length-prefixed messages off the front of ``buffer``; None at a zero
+    length (the client is done)."""
+    messages = []
+    pos = 0
+    size = len(buffer)
+    while size - pos >= 2:
+        length = int.from_bytes(buffer[pos : pos + 2], "big")
+        if not length:
             return None
-        buf += chunk
-    return bytes(buf)
+        if size - pos - 2 < length:
+            break
+        messages.append(bytes(buffer[pos + 2 : pos + 2 + length]))
+        pos += 2 + length
+    del buffer[:pos]
+    return messages
+
+
+def _keepalive(wire: bytes, keepalive: bytes) -> bytes:
+    """``wire`` with the edns-tcp-keepalive option ``keepalive`` (when not empty) in its OPT
+    record; a response cut to 64 KiB goes without it."""
+    if not keepalive:
+        return wire
+    with_option = add_edns_option(wire, keepalive)
+    return with_option if len(with_option) <= TCP_MAX_MESSAGE else wire
 
 
 def _bind_pairs(host: str, port: int) -> list[tuple[socket.socket, socket.socket]]:

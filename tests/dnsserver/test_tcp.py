@@ -11,7 +11,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-from dnsserver import DNSService, Forwarder, ZoneStore
+from dnsserver import DNSService, Forwarder, RRset, ZoneStore, parse_zone_text, rrset_from_text
 from tests.dnsserver.conftest import UPSTREAM_RECORDS, Server, Upstream
 from tests.servers import answer_text, dig
 
@@ -233,3 +233,47 @@ def test_a_client_that_closes_its_side_still_gets_pending_answers(
         conn.shutdown(socket.SHUT_WR)
         assert _read_response(conn).id == 5
         assert conn.recv(10) == b""
+
+
+def test_answers_over_tcp_follow_a_patch_at_once(make_service: MakeService) -> None:
+    """Answers built over TCP are kept for the next connection asking the same, until the
+    zones change: then the new data at once, on old and new connections."""
+    zone = parse_zone_text(
+        "$ORIGIN t.test.\n$TTL 30\n@ IN SOA ns h 1 3600 600 86400 30\n@ IN NS ns\n"
+        "ns IN A 127.0.0.1\nweb IN A 10.0.0.1\n",
+        "t.test.",
+    )
+    store = ZoneStore({"t.test.": zone})
+    port = make_service(store).addresses[0][1]
+    question = dns.message.make_query("web.t.test.", "A")
+    with _connect(port) as conn:
+        for _ in range(3):
+            conn.sendall(_framed(question))
+            assert _addresses(_read_response(conn)) == ["10.0.0.1"]
+        store.patch({"t.test.": {("web.t.test.", "A"): _a("web.t.test.", "10.0.0.2")}})
+        conn.sendall(_framed(question))
+        assert _addresses(_read_response(conn)) == ["10.0.0.2"]
+    with _connect(port) as conn:
+        conn.sendall(_framed(question) * 2)
+        assert [_addresses(_read_response(conn)) for _ in range(2)] == [["10.0.0.2"]] * 2
+
+
+def test_a_message_split_across_writes_is_read_whole(dockzone_dns: Server) -> None:
+    """A client may write a query a byte at a time; pipelined queries that share a write
+    with the start of the next are answered too."""
+    one = _framed(dns.message.make_query("web.docker.", "A"))
+    two = _framed(dns.message.make_query("web6.docker.", "AAAA"))
+    with _connect(dockzone_dns.port) as conn:
+        for byte in one + two[:5]:
+            conn.sendall(bytes([byte]))
+        conn.sendall(two[5:])
+        assert _addresses(_read_response(conn)) == ["10.0.0.7"]
+        assert _addresses(_read_response(conn)) == ["fd00::7"]
+
+
+def _a(name: str, address: str) -> RRset:
+    return rrset_from_text("t.test.", name, "A", 30, [address])
+
+
+def _addresses(response: dns.message.Message) -> list[str]:
+    return sorted(rr.to_text() for rrset in response.answer for rr in rrset)
