@@ -18,6 +18,8 @@ ROOT = "."
 SIMPLE_NAME = r"[A-Za-z0-9_*-][A-Za-z0-9_*.-]*"
 _SIMPLE = re.compile(SIMPLE_NAME)
 _LABEL_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_*/+=:,!#%&'<>?[]^`{|}~")
+_SAFE_BYTES = bytes(sorted(_LABEL_SAFE))
+_DOTS = [b"." * n for n in range(128)]
 _LENGTH = [bytes((n,)) for n in range(64)]
 _LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 
@@ -134,6 +136,11 @@ def labels_to_text(labels: list[bytes]) -> str:
     """Canonical text of a name given as lowercased labels (root omitted)."""
     if not labels:
         return ROOT
+    joined = b".".join(labels)
+    # The common name: only safe bytes beside the dots that join the labels (a dot inside a
+    # label is left too, and is escaped below): one decode.
+    if joined.translate(None, _SAFE_BYTES) == _DOTS[len(labels) - 1]:
+        return joined.decode("ascii") + "."
     return ".".join(label_to_text(label) for label in labels) + "."
 
 
