@@ -614,7 +614,7 @@ def test_a_resync_right_after_the_last_container_went_does_not_hold_its_name(
     merged = MergedSource([follower.source])
     try:
         only = run("budget-only", network="dzbudget")
-        eventually(lambda: _equal(_names(merged), ["budget-only.busybox.docker."]))
+        eventually(lambda: _equal(_merged_names(merged), ["budget-only.busybox.docker."]))
         only.remove(force=True)
         eventually(lambda: _positive(follower.wakeup.seen.count("docker destroy")))
         merged.load(full=True)
@@ -626,7 +626,7 @@ def test_a_resync_right_after_the_last_container_went_does_not_hold_its_name(
         client.close()
 
 
-def _names(merged: MergedSource) -> list[str]:
+def _merged_names(merged: MergedSource) -> list[str]:
     merged.load()
     return sorted(record.name for record in merged.records())
 
