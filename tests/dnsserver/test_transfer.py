@@ -29,7 +29,7 @@ from dnsserver import (
     ZoneStore,
     rrset_from_text,
 )
-from dnsserver.transfer import older
+from dnsserver.journal import older
 from tests.helpers import eventually
 
 SECRET = b"0123456789abcdef0123456789abcdef"
