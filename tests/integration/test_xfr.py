@@ -62,6 +62,7 @@ class Setup:
     def restart(self) -> None:
         """Start ``dockzone run`` again on the same ports (BIND's primary) and zones."""
         daemon = self.daemon
+        http = f"127.0.0.1:{free_port()}"  # a new one: the old may linger in TIME_WAIT
         command = [
             "run",
             "--definitions",
@@ -72,12 +73,10 @@ class Setup:
             f"127.0.0.1:{daemon.port}",
             "--no-rec",
             "--http",
-            daemon.http,
+            http,
             *self.args,
         ]
-        self.daemon = Daemon.start_command(
-            self.workdir, command, port=daemon.port, http=daemon.http
-        )
+        self.daemon = Daemon.start_command(self.workdir, command, port=daemon.port, http=http)
 
 
 def secondary_config(key: Path, origins: list[str], primary_port: int) -> tuple[str, str]:
