@@ -5,9 +5,10 @@ on its own thread, compares each zone's serial with the last one it announced. F
 change it sends a NOTIFY to every target from a small thread pool of that target's (a
 secondary that is down, whose NOTIFYs wait out every retry, holds up no other), signed
 with the key when there is one, and retries with a doubling timeout (1, 2, 4, 8, 16 s,
-as BIND retries five times) until the target acknowledges; a retry stops early when the zone's serial has
-changed again (the newer NOTIFY takes over). At start every served zone is announced, so
-secondaries catch up after a restart. Used by `DNSService` when given targets.
+as BIND retries five times) until the target acknowledges; a retry stops early when the
+zone's serial has changed again (the newer NOTIFY takes over). At start every served zone
+is announced, so secondaries catch up after a restart. Used by `DNSService` when given
+targets.
 """
 
 from __future__ import annotations
