@@ -2,11 +2,13 @@
 
 `Notifier` watches a `ZoneStore` (`ZoneStore.subscribe`: a swap only sets an event) and,
 on its own thread, compares each zone's serial with the last one it announced. For each
-change it sends a NOTIFY to every target from a small thread pool, signed with the key
-when there is one, and retries with a doubling timeout (1, 2, 4, 8, 16 s, as BIND retries
-five times) until the target acknowledges; a retry stops early when the zone's serial has
-changed again (the newer NOTIFY takes over). At start every served zone is announced, so
-secondaries catch up after a restart. Used by `DNSService` when given targets.
+change it sends a NOTIFY to every target from a small thread pool of that target's (a
+secondary that is down, whose NOTIFYs wait out every retry, holds up no other), signed
+with the key when there is one, and retries with a doubling timeout (1, 2, 4, 8, 16 s,
+as BIND retries five times) until the target acknowledges; a retry stops early when the
+zone's serial has changed again (the newer NOTIFY takes over). At start every served zone
+is announced, so secondaries catch up after a restart. Used by `DNSService` when given
+targets.
 """
 
 from __future__ import annotations
@@ -70,11 +72,14 @@ class Notifier:
         self._stopping = threading.Event()
         self._announced: dict[str, int] = {}
         self._thread: threading.Thread | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
 
     def start(self) -> None:
         self._stopping.clear()
-        self._pool = ThreadPoolExecutor(4, thread_name_prefix="dns-notify")
+        self._pools = {
+            target: ThreadPoolExecutor(4, thread_name_prefix="dns-notify")
+            for target in self.targets
+        }
         self.store.subscribe(self._on_swap)
         self._changed.set()  # announce every zone now
         self._thread = threading.Thread(target=self._run, name="dns-notify", daemon=True)
@@ -87,9 +92,9 @@ class Notifier:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._pools = {}
 
     def _on_swap(self, _: ZoneIndex) -> None:
         self._changed.set()
@@ -105,7 +110,7 @@ class Notifier:
                     continue
                 self._announced[zone.origin] = zone.serial
                 for target in self.targets:
-                    pool = self._pool
+                    pool = self._pools.get(target)
                     if pool is None:
                         return
                     try:

@@ -12,10 +12,15 @@ returns the response messages:
 | transfer of a name that is no zone   | NOTAUTH                                           |
 | AXFR over TCP                        | the zone: SOA, every RRset, SOA; messages <= 64 KiB |
 | IXFR, the client's serial is current | the SOA alone                                      |
+| IXFR, serial in the journal, TCP     | the difference (RFC 1995 4), condensed to one step |
+| IXFR, serial in the journal, UDP     | the difference if one message holds it, else SOA   |
 | IXFR, older serial, over UDP         | the SOA alone (RFC 1995 2: the client retries on TCP) |
 | IXFR, older serial, over TCP         | the whole zone as AXFR sends it (RFC 1995 4)       |
 | AXFR over UDP                        | REFUSED (RFC 5936 4.2)                             |
 
+The difference comes from `journal` (`dnsserver.journal`), when given: every version from
+the client's to the served one, condensed (`journal.condense`) into one deletion and one
+addition section, where BIND sends one pair per version; both are what RFC 1995 allows.
 A transfer reads one `ZoneIndex` (the snapshot the server took for the query), so it is
 consistent however the store changes meanwhile. A signed transfer signs every message,
 each MAC chained to the one before (RFC 8945 5.3.1), with dnspython's `dns.tsig`.
@@ -44,6 +49,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
+from dnsserver.journal import Delta, Journal, condense, older
 from dnsserver.message import (
     CLASS_IN,
     FORMERR,
@@ -153,11 +159,6 @@ def is_transfer(query: Query) -> bool:
     return query.qtype in (AXFR, IXFR)
 
 
-def older(client: int, ours: int) -> bool:
-    """Whether serial `client` is older than `ours` (RFC 1982 arithmetic)."""
-    return 0 < (ours - client) % 2**32 < 2**31
-
-
 def transfer_rrsets(zone: Zone) -> Iterator[RRset]:
     """A zone as AXFR sends it: SOA, every other RRset, SOA (RFC 5936 2.2). dockzone's
     private ADDRESS_CNAME records stay behind (a secondary answers with zone-file data)."""
@@ -169,6 +170,13 @@ def transfer_rrsets(zone: Zone) -> Iterator[RRset]:
     yield soa
 
 
+def ixfr_rrsets(soa: RRset, delta: Delta) -> Iterator[RRset]:
+    """An incremental transfer (RFC 1995 4): the current SOA, the difference, the SOA."""
+    yield soa
+    yield from delta.rrsets()
+    yield soa
+
+
 @dataclass(slots=True)
 class TransferCounts:
     """What the transfer side did, since start."""
@@ -176,6 +184,8 @@ class TransferCounts:
     axfr: int = 0
     ixfr: int = 0
     """IXFR answered with the whole zone."""
+    ixfr_journal: int = 0
+    """IXFR answered with the difference from the journal."""
     ixfr_current: int = 0
     """IXFR answered with the SOA alone (client current, or over UDP)."""
     refused: int = 0
@@ -186,10 +196,13 @@ class TransferCounts:
 
 class Transfers:
     """Answers transfers and signed queries for a `DNSService` (see the module docstring).
-    `policy` may be replaced at any time."""
+    `policy` and `journal` may be replaced at any time."""
 
-    def __init__(self, policy: TransferPolicy | None = None) -> None:
+    def __init__(
+        self, policy: TransferPolicy | None = None, journal: Journal | None = None
+    ) -> None:
         self.policy = policy or TransferPolicy()
+        self.journal = journal
         self.counts = TransferCounts()
         self._lock = threading.Lock()
         self._logged: set[tuple[str, str]] = set()
@@ -258,15 +271,34 @@ class Transfers:
             yield signer.sign(render_error(unsigned, REFUSED, query) or b"")
             return
         rrsets: Iterable[RRset]
+        kind = "AXFR"
         if query.qtype == IXFR:
             serial = _ixfr_serial(unsigned)
             if serial is None:
                 yield signer.sign(render_error(unsigned, FORMERR, query) or b"")
                 return
-            if not tcp or not older(serial, zone.serial):
+            journal = self.journal
+            deltas = None
+            if older(serial, zone.serial) and journal is not None:
+                deltas = journal.since(zone.origin, serial, zone.serial)
+            if deltas is not None:
+                kind = f"IXFR from serial {serial} ({len(deltas)} versions, from the journal)"
+                rrsets = ixfr_rrsets(zone.soa, condense(deltas))
+                if not tcp:
+                    wire = self._one_message(query, rrsets, key)
+                    self._count("ixfr_journal" if wire is not None else "ixfr_current")
+                    if wire is None:
+                        rrsets = (zone.soa,)
+                    else:
+                        yield signer.sign(wire)
+                        return
+                else:
+                    self._count("ixfr_journal")
+            elif not tcp or not older(serial, zone.serial):
                 self._count("ixfr_current")
                 rrsets = (zone.soa,)
             else:
+                kind = f"IXFR from serial {serial} (whole zone: not in the journal)"
                 self._count("ixfr")
                 rrsets = transfer_rrsets(zone)
         else:
@@ -280,13 +312,27 @@ class Transfers:
             yield signer.sign(wire)
         log.debug(
             "%s of %s (serial %d) to %s: %d messages in %.3fs",
-            "AXFR" if query.qtype == AXFR else "IXFR",
+            kind,
             zone.origin,
             zone.serial,
             client,
             messages,
             time.monotonic() - started,
         )
+
+    @staticmethod
+    def _one_message(
+        query: Query, rrsets: Iterable[RRset], key: dns.tsig.Key | None
+    ) -> bytes | None:
+        """`rrsets` as one UDP response within the client's size, or None when they need
+        more than one."""
+        limit = min(query.udp_size, 65535) - (TSIG_ROOM if key is not None else 0)
+        try:
+            messages = render_transfer(query, rrsets, limit=limit)
+            first = next(messages)
+        except ValueError:
+            return None
+        return None if next(messages, None) is not None else first
 
     def _count(self, what: str) -> None:
         with self._lock:

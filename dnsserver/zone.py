@@ -539,6 +539,17 @@ class Zone:
             children = self._counts()
         return name in children
 
+    def differing_names(self, other: Zone) -> Iterator[str]:
+        """Names whose RRsets may differ from `other`'s: every name of either zone but those
+        whose node the two share (a patch shares every node it did not touch)."""
+        mine, theirs = self._nodes, other._nodes
+        for name, node in mine.items():
+            if theirs.get(name) is not node:
+                yield name
+        for name in theirs:
+            if name not in mine:
+                yield name
+
     def rrsets(self) -> Iterator[RRset]:
         """Every RRset of the zone."""
         for node in self._nodes.values():

@@ -92,6 +92,20 @@ class ZoneStore:
         self._writer = threading.Lock()
         self._current = ZoneIndex(zones or {})
         self._listeners: tuple[Callable[[ZoneIndex], None], ...] = ()
+        self._trackers: tuple[Callable[[ZoneIndex, ZoneIndex], None], ...] = ()
+
+    def track(self, tracker: Callable[[ZoneIndex, ZoneIndex], None]) -> None:
+        """Call `tracker` with (old, new) at each swap, on the writer's thread and under its
+        lock, so swaps arrive in order (`journal.Journal.record`): it must cost what the
+        swap changed, not what the zones hold, and must not raise."""
+        self._trackers = (*self._trackers, tracker)
+
+    def untrack(self, tracker: Callable[[ZoneIndex, ZoneIndex], None]) -> None:
+        self._trackers = tuple(known for known in self._trackers if known != tracker)
+
+    def _track(self, old: ZoneIndex, new: ZoneIndex) -> None:
+        for tracker in self._trackers:
+            tracker(old, new)
 
     def subscribe(self, listener: Callable[[ZoneIndex], None]) -> None:
         """Call `listener` with each new index after it is swapped in, on the writer's
@@ -113,8 +127,10 @@ class ZoneStore:
     def replace(self, zones: Mapping[str, Zone]) -> ZoneIndex:
         """Serve exactly `zones` from now on; returns the new index."""
         with self._writer:
-            new = ZoneIndex(zones, self._current.generation + 1)  # fully built first
+            old = self._current
+            new = ZoneIndex(zones, old.generation + 1)  # fully built first
             self._current = new  # readers see old or new, never a mix
+            self._track(old, new)
         return self._swapped(new)
 
     def update(
@@ -126,8 +142,10 @@ class ZoneStore:
             for origin in removed:
                 zones.pop(parse_name(origin), None)
             zones.update({parse_name(origin): zone for origin, zone in changed.items()})
-            new = ZoneIndex(zones, self._current.generation + 1)
+            old = self._current
+            new = ZoneIndex(zones, old.generation + 1)
             self._current = new
+            self._track(old, new)
         return self._swapped(new)
 
     def patch(
@@ -185,4 +203,5 @@ class ZoneStore:
                     served, current.generation + 1, base=current.generation, changed=changed
                 )
             self._current = new
+            self._track(current, new)
         return self._swapped(new)

@@ -317,6 +317,16 @@ def _rrl_slip(value: Any, where: str) -> int:
     return number
 
 
+def _journal_size(value: Any, where: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: must be a number of records, not {value!r}") from None
+    if isinstance(value, bool) or not 0 <= number <= 100_000_000:
+        raise ConfigError(f"{where}: must be 0..100000000 records, not {value!r}")
+    return number
+
+
 def _rrl_window(value: Any, where: str) -> int:
     try:
         number = int(value)
@@ -696,6 +706,16 @@ OPTIONS = (
         commands=("run", "serve"),
     ),
     Option(
+        "journal_size",
+        _journal_size,
+        lambda: 100_000,
+        "records of differences kept per zone for incremental transfers (IXFR), oldest "
+        "dropped first, saved beside the zone files; 0: no journal, every IXFR of an older "
+        "serial gets the whole zone",
+        "RECORDS",
+        commands=("run", "serve"),
+    ),
+    Option(
         "resync",
         _seconds,
         lambda: 60.0,
@@ -1008,6 +1028,7 @@ class Settings:
     allow_transfer: tuple[str, ...]
     transfer_key: tuple[TsigKey, ...]
     also_notify: tuple[tuple[str, int], ...]
+    journal_size: int
     resync: float
     max_delete_fraction: float
     docker: str

@@ -32,7 +32,7 @@ from reconciler.sinks.zonefiles import ZoneFileSink
 from reconciler.sources import MergedSource, Snapshot, Source
 from reconciler.sources.docker import DockerOptions, DockerSource
 from reconciler.sources.files import FilesSource
-from reconciler.warm import Early, save_served, start, start_dns
+from reconciler.warm import Early, save_served, start, start_dns, start_journal
 
 if TYPE_CHECKING:
     from reconciler.etcdclient import EtcdClient
@@ -239,6 +239,8 @@ async def run(settings: Settings, err: TextIO, early: Early | None = None) -> in
             await http.cleanup()
         if service is not None:
             service.stop()
+            if early.journal is not None:
+                early.journal.stop()
             save_served(settings.zones, store)
     log.info("stopped after %d passes", reconciler.passes)
     return 0
@@ -362,6 +364,7 @@ async def serve(settings: Settings, err: TextIO) -> int:
     if service is None:
         print("dockzone: serve needs --dns ADDR:PORT, not off", file=err)
         return 2
+    journal = start_journal(settings, store, service)
     print(f"dockzone: {_where(service)}; zones {directory}", file=err, flush=True)
     wakeup = Wakeup()
     stop = asyncio.Event()
@@ -381,4 +384,6 @@ async def serve(settings: Settings, err: TextIO) -> int:
     finally:
         await _finish(stop, tasks)
         service.stop()
+        if journal is not None:
+            journal.stop()
     return 0

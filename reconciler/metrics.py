@@ -163,7 +163,8 @@ class DockzoneCollector(Collector):
         transfers = CounterMetricFamily(
             f"{p}dns_transfer_count_total",
             "Counter of zone transfer requests and signed queries by outcome: axfr, ixfr "
-            "(whole zone), ixfr_current (SOA only), refused, bad_tsig, signed.",
+            "(whole zone), ixfr_journal (the difference, from the journal), ixfr_current "
+            "(SOA only), refused, bad_tsig, signed.",
             labels=["result"],
         )
         for result, count in stats.transfers.items():

@@ -9,7 +9,9 @@ Only files with dockzone's first line are served; one that cannot be parsed is s
 (``save_served``: ``.dockzone-served`` beside the zone files, in wire form, each zone
 stamped with its file's size, mtime and inode); a zone whose file is unchanged since then loads
 from there, several times faster than parsing its file. Also home of ``start_dns`` and
-``make_forwarder``, which ``serve`` uses too.
+``make_forwarder``, which ``serve`` uses too, and of ``start_journal``: the IXFR journal
+(``dnsserver.journal``), loaded from beside the zone files when it can be trusted and
+written there by its own thread.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from dnsserver import (
     load_zone_file,
     snapshot,
 )
+from dnsserver.journal import Journal
+from dnsserver.journalfile import JournalWriter, load_journals
 from dnsserver.rrl import RateLimiter
 from reconciler import heap
 from reconciler.atomicio import atomic_write
@@ -50,6 +54,7 @@ class Early:
 
     store: ZoneStore
     service: DNSService | None
+    journal: JournalWriter | None = None
     zones: int = 0
     records: int = 0
     seconds: float = 0.0
@@ -112,6 +117,26 @@ def start_dns(settings: Settings, store: ZoneStore) -> DNSService | None:
             rrl.describe(),
         )
     return service
+
+
+def start_journal(
+    settings: Settings, store: ZoneStore, service: DNSService | None
+) -> JournalWriter | None:
+    """Keep a journal of ``store``'s changes for ``service``'s incremental transfers: load
+    the journal files in ``--zones`` that end at the serials served now, journal every
+    swap from here on, and write the files on their own thread (stop it after the server).
+    None when DNS is off or ``--journal-size 0``."""
+    if service is None or settings.journal_size == 0:
+        return None
+    journal = Journal(settings.journal_size)
+    directory = settings.zones
+    loaded = load_journals(directory, journal, store.snapshot().zones)
+    store.track(journal.record)
+    service.transfers.journal = journal
+    writer = JournalWriter(journal, directory)
+    writer.start()
+    log.debug("IXFR journal: %d zones loaded from %s", loaded, directory)
+    return writer
 
 
 SNAPSHOT = ".dockzone-served"
@@ -194,7 +219,8 @@ def start(settings: Settings) -> Early:
         with heap.building(freeze=True):
             zones, records, reused = load_written_zones(settings.zones, store)
     service = start_dns(settings, store)
-    early = Early(store, service, zones, records, time.monotonic() - started)
+    journal = start_journal(settings, store, service)
+    early = Early(store, service, journal, zones, records, time.monotonic() - started)
     if zones:
         log.info(
             "warm start: serving %d zones (%d records) from %s, %d as saved at the last "

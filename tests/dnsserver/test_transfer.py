@@ -29,7 +29,7 @@ from dnsserver import (
     ZoneStore,
     rrset_from_text,
 )
-from dnsserver.transfer import older
+from dnsserver.journal import older
 from tests.helpers import eventually
 
 SECRET = b"0123456789abcdef0123456789abcdef"
@@ -298,6 +298,30 @@ def test_notify_is_sent_at_start_and_on_each_serial_change_and_retried() -> None
     finally:
         service.stop()
         secondary.close()
+
+
+def test_a_secondary_that_is_down_does_not_hold_up_notify_to_the_others() -> None:
+    """Ten zones, two secondaries, one of them silent: its NOTIFYs retry for 15 s each, the
+    other one's are acknowledged at once all the same."""
+    zones = {
+        f"z{n}.example.": Zone.from_records(
+            f"z{n}.example.", [("@", "SOA", 30, "ns.example. h.example. 1 1 1 1 1")]
+        )
+        for n in range(10)
+    }
+    store = ZoneStore(zones)
+    live = _Secondary()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        targets = [("127.0.0.1", silent.getsockname()[1]), ("127.0.0.1", live.port)]
+        notifier = Notifier(store, targets, first_timeout=0.5)
+        notifier.start()
+        try:
+            eventually(lambda: _assert(notifier.counts.acknowledged == 10), timeout=5)
+            assert sorted(name for name, _, _ in live.received) == sorted(zones)
+        finally:
+            notifier.stop()
+            live.close()
 
 
 def _assert(condition: bool) -> None:
