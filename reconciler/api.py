@@ -52,7 +52,7 @@ from reconciler.errors import DefinitionError
 from reconciler.loop import PassReport, Reconciler
 from reconciler.metrics import CONTENT_TYPE
 from reconciler.sinks.zonefiles import zone_file_name
-from reconciler.sources import MergedSource
+from reconciler.sources import MergedSource, details
 
 log = logging.getLogger(__name__)
 
@@ -781,8 +781,10 @@ def status_json(state: ApiState) -> dict[str, Any]:
             "conflicts": report.conflicts,
             "stale": report.stale,
         }
+    described = {source.name: details(source) for source in state.source.sources}
     sources = {
         name: {
+            "details": described.get(name, {}),
             "records": len(snapshot.records),
             "problems": list(snapshot.problems),
             "stale": snapshot.stale,

@@ -104,6 +104,14 @@ class Source(Protocol):
     async def watch(self, wakeup: Wakeup, stop: asyncio.Event) -> None: ...
 
 
+def details(source: Source) -> dict[str, str]:
+    """What a source says about its connection for /status and the status page (the
+    Docker endpoint and API version, etcd revisions): its ``details()`` when it has one
+    (an optional method: most sources have nothing to add)."""
+    describe = getattr(source, "details", None)
+    return dict(describe()) if callable(describe) else {}
+
+
 @dataclass(frozen=True, slots=True)
 class HeldDeletion:
     """A read of one source held back by the deletion budget."""

@@ -688,6 +688,15 @@ class DockerSource:
             self._client = self.client_factory(self.options)
         return self._client
 
+    def details(self) -> dict[str, str]:
+        """The endpoint and, once connected, the API version negotiated with the daemon."""
+        found = {"endpoint": self.options.url}
+        client = self._client
+        version = getattr(client, "api_version", None) if client is not None else None
+        if isinstance(version, str):
+            found["api version"] = version
+        return found
+
     def close(self) -> None:
         """Close the client ``load()`` uses (the next load connects again)."""
         client, self._client = self._client, None

@@ -63,6 +63,15 @@ class EtcdSource:
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[KeyValue, bool]] = {}
         """Other writers' keys the watch saw change since the last load: (value, deleted)."""
+        self._seen = 0
+        """The highest store revision etcd reported (reads and watch messages)."""
+
+    def details(self) -> dict[str, str]:
+        """The store revision etcd last reported, and the changes the watch saw that the
+        next pass takes (the source's lag behind etcd)."""
+        with self._lock:
+            waiting = len(self._pending)
+        return {"revision": str(self._seen), "changes waiting": str(waiting)}
 
     def load(self, full: bool = False) -> Snapshot:
         """Every entry as a group of its own (key -> one record). A full load (and the
@@ -113,6 +122,7 @@ class EtcdSource:
             }
         self._parsed = parsed
         self._revision = revision
+        self._seen = max(self._seen, revision)
         self._fresh = False
         log.debug(
             "etcd source: read %d keys under %s/ at revision %d", len(kvs), self.prefix, revision
@@ -157,7 +167,8 @@ class EtcdSource:
     def _follow(self, cursor: int, wakeup: Wakeup, loop: asyncio.AbstractEventLoop) -> int:
         """One watch request (it ends after a second without news): queue other writers'
         changes and wake the loop; the revision to continue from."""
-        for _, changes in self.client.watch_prefix(self.prefix + "/", cursor):
+        for revision, changes in self.client.watch_prefix(self.prefix + "/", cursor):
+            self._seen = max(self._seen, revision)
             theirs = {}
             for kv, deleted in changes:
                 cursor = max(cursor, kv.mod_revision + 1)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import signal
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -599,6 +601,20 @@ def test_changes_while_the_stream_is_broken_converge_after_reconnecting(
     assert follower.hosts("brk-new.busybox.docker.") == [address(renamed)]
     assert follower.hosts("brk-stays.busybox.docker.") == [address(stays)]
     converged(follower, dockerd.url)
+
+
+def test_status_names_the_docker_endpoint_and_its_api_version(
+    dockzone: Daemon, dockerd: DockerDaemon
+) -> None:
+    """/status (and the status page's sources table) say which daemon and API version."""
+    client = dockerd.client()
+    try:
+        version = client.version()["ApiVersion"]
+    finally:
+        client.close()
+    with urllib.request.urlopen(f"http://{dockzone.http}/status", timeout=10) as response:
+        details = json.load(response)["sources"]["docker"]["details"]
+    assert details == {"endpoint": dockerd.url, "api version": version}
 
 
 def test_a_resync_right_after_the_last_container_went_does_not_hold_its_name(

@@ -555,6 +555,9 @@ def test_an_etcd_prefix_read_empty_is_held_back_until_an_operator_confirms(
             status = json.load(response)
         assert status["sources"]["etcd"]["held"]["removed"] == 3
         assert status["sources"]["etcd"]["held"]["reason"] == "came back empty"
+        details = status["sources"]["etcd"]["details"]  # the status page's etcd line
+        assert int(details["revision"]) >= 4  # three puts and the delete
+        assert details["changes waiting"] == "0"
         with urllib.request.urlopen(f"http://{daemon.http}/metrics", timeout=10) as response:
             metrics = response.read().decode()
         assert 'dockzone_source_deletions_held{source="etcd"} 3.0' in metrics
