@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from reconciler.api import STATE, ApiState, bearer, status_json, token_matches
-from reconciler.core.model import ZoneSet
+from reconciler.core.model import ZoneContent, ZoneSet
 from reconciler.explain import explain, resolve_name
 
 if TYPE_CHECKING:
@@ -78,27 +78,84 @@ def _zone_order(origin: str) -> tuple[bool, tuple[str, ...]]:
     return (origin.endswith(".arpa."), tuple(reversed(origin.rstrip(".").split("."))))
 
 
+_SEP = "\0"
+
+
+@dataclass(frozen=True, slots=True)
+class _Searchable:
+    """One zone's RRs in table order, each with its search text built once: the name, the
+    lowercased data and every owner's location and object, joined by NULs. ``query in
+    text`` rejects almost every RR cheaply; a hit is confirmed field by field (a query with
+    a NUL could otherwise match across two fields)."""
+
+    zone: ZoneContent
+    entries: tuple[tuple[int, str, str, str], ...]
+    """(RRset index, rdata, lowercased type, search text)."""
+
+    @classmethod
+    def build(cls, zone: ZoneContent) -> _Searchable:
+        provenance = zone.provenance
+        entries = []
+        for number, rrset in enumerate(zone.rrsets):
+            for rdata in rrset.rdatas:
+                owners = provenance.get((rrset.name, rrset.rdtype, rdata), ())
+                text = _SEP.join(
+                    (
+                        rrset.name,
+                        rdata.lower(),
+                        *(p.owner.location.lower() for p in owners),
+                        *(p.owner.object.lower() for p in owners),
+                    )
+                )
+                entries.append((number, rdata, rrset.rdtype.lower(), text))
+        return cls(zone, tuple(entries))
+
+
+_searchable: dict[str, _Searchable] = {}
+"""The last search's index by origin; a zone a pass replaced is indexed again when next
+searched (zones are immutable, so identity says whether an index is current)."""
+
+
+def _index(zones: ZoneSet) -> dict[str, _Searchable]:
+    global _searchable  # noqa: PLW0603 - one reference, swapped whole (readers in threads)
+    known = _searchable
+    fresh = {}
+    for origin, zone in zones.items():
+        cached = known.get(origin)
+        fresh[origin] = (
+            cached if cached is not None and cached.zone is zone else _Searchable.build(zone)
+        )
+    _searchable = fresh  # zones gone since are dropped with the old mapping
+    return fresh
+
+
 def _matches(zones: ZoneSet, query: str) -> Iterator[tuple[str, int, str]]:
     """(origin, RRset index, rdata) of every RR matching ``query`` (a substring of the name,
     the data or an owner's location or object; a type by its exact name), in zone order."""
+    if not query:
+        for origin in sorted(zones, key=_zone_order):
+            for number, rrset in enumerate(zones[origin].rrsets):
+                for rdata in rrset.rdatas:
+                    yield origin, number, rdata
+        return
+    index = _index(zones)
     for origin in sorted(zones, key=_zone_order):
-        zone = zones[origin]
-        provenance = zone.provenance
-        for number, rrset in enumerate(zone.rrsets):
-            type_match = query == rrset.rdtype.lower()
-            name_match = query in rrset.name
-            for rdata in rrset.rdatas:
-                if (
-                    not query
-                    or type_match
-                    or name_match
+        searchable = index[origin]
+        zone = searchable.zone
+        rrsets, provenance = zone.rrsets, zone.provenance
+        for number, rdata, rdtype, text in searchable.entries:
+            if query == rdtype or (
+                query in text  # else no field holds it; a hit is confirmed field by field
+                and (
+                    query in (rrset := rrsets[number]).name
                     or query in rdata.lower()
                     or any(
                         query in p.owner.location.lower() or query in p.owner.object.lower()
                         for p in provenance.get((rrset.name, rrset.rdtype, rdata), ())
                     )
-                ):
-                    yield origin, number, rdata
+                )
+            ):
+                yield origin, number, rdata
 
 
 def _row(zones: ZoneSet, origin: str, number: int, rdata: str) -> Row:

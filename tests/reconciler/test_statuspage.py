@@ -90,6 +90,35 @@ def test_search_filters_names_and_paginates(big: ApiState) -> None:
     assert total > NAMES
 
 
+def test_a_search_sees_the_records_of_the_next_pass(tmp_path: Path) -> None:
+    """The search index is built once per zone version: a pass that replaces the zone makes
+    the next search index it again, and another state's zones never answer for this one."""
+    state = make_state(tmp_path, 3)
+    zones = lambda: state.reconciler.zones  # noqa: E731
+    assert statuspage.name_rows(zones(), "svc00003", 1)[1] == 0
+    (source,) = state.source.sources
+    assert isinstance(source, StaticSource)
+    source.records.append(record(3))
+    asyncio.run(state.reconciler.run_once())
+    rows, total = statuspage.name_rows(zones(), "svc00003", 1)
+    assert total == 3  # its A, its PTR and its share of app.docker.'s A (by owner)
+    assert {(row.name, row.rdtype) for row in rows} == {
+        ("svc00003.app.docker.", "A"),
+        ("3.0.0.10.in-addr.arpa.", "PTR"),
+        ("app.docker.", "A"),
+    }
+    assert statuspage.name_rows(zones(), "svc00003", 1)[1] == 3  # the index, reused
+    other = make_state(tmp_path / "other", 1)
+    assert statuspage.name_rows(other.reconciler.zones, "svc00003", 1)[1] == 0
+    assert statuspage.name_rows(zones(), "services.yaml#3", 1)[1] >= 1  # by owner
+
+
+def test_a_query_does_not_match_across_fields(big: ApiState) -> None:
+    zones = big.reconciler.zones
+    assert statuspage.name_rows(zones, "svc00001.app.docker.\0", 1)[1] == 0
+    assert statuspage.name_rows(zones, "PTR", 1)[1] == NAMES  # a type by its name
+
+
 def test_explain_shows_the_owning_file(tmp_path: Path) -> None:
     state = make_state(tmp_path, 3)
     page = statuspage.render_explain(state, "svc00001.app")
