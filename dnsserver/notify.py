@@ -105,7 +105,9 @@ class Notifier:
             self._changed.clear()
             if self._stopping.is_set():
                 return
-            for zone in self.store.snapshot():
+            # Forward zones first: a secondary paces its SOA checks (BIND's serial-query-rate
+            # lets ten through per half second), and the names people ask for come first.
+            for zone in sorted(self.store.snapshot(), key=_reverse_last):
                 if self._announced.get(zone.origin) == zone.serial:
                     continue
                 self._announced[zone.origin] = zone.serial
@@ -189,3 +191,7 @@ class Notifier:
     def _count(self, what: str) -> None:
         with self._lock:
             setattr(self.counts, what, getattr(self.counts, what) + 1)
+
+
+def _reverse_last(zone: Zone) -> tuple[bool, str]:
+    return zone.origin.endswith((".in-addr.arpa.", ".ip6.arpa.")), zone.origin

@@ -152,6 +152,7 @@ def named_options(workdir: Path, port: int) -> str:
     notify no;
     allow-transfer {{ none; }};
     max-records-per-type 0;  // 9.18.28+ caps RRsets at 100 records; aggregated names hold more
+    serial-query-rate 1000;  // as docs/secondaries.md advises: no half-second SOA-check pacing
 }};
 controls {{ }};
 """
