@@ -51,10 +51,12 @@ import dns.tsig
 
 from dnsserver.journal import Delta, Journal, condense, older
 from dnsserver.message import (
+    CD,
     CLASS_IN,
     FORMERR,
     HEADER,
     NOTAUTH,
+    RD,
     REFUSED,
     Query,
     read_record_header,
@@ -74,6 +76,8 @@ TSIG_ROOM = 512
 """Bytes kept free in each transfer message for its TSIG record."""
 MAX_LOGGED = 4096
 """Clients whose refusal is remembered as logged; beyond that each is logged again."""
+WHOLE_FLAGS = 0x7800 | RD | CD
+"""The query flags a transfer response copies (`render_transfer`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +210,9 @@ class Transfers:
         self.counts = TransferCounts()
         self._lock = threading.Lock()
         self._logged: set[tuple[str, str]] = set()
+        self._rendered: dict[str, tuple[Zone, tuple[bytes, int, bool, int], list[bytes]]] = {}
+        """Per zone: the last whole-zone transfer made (`_whole_zone`): the zone version, the
+        kind of request, the messages."""
 
     def respond(
         self,
@@ -300,14 +307,19 @@ class Transfers:
             else:
                 kind = f"IXFR from serial {serial} (whole zone: not in the journal)"
                 self._count("ixfr")
-                rrsets = transfer_rrsets(zone)
+                rrsets = ()
         else:
             self._count("axfr")
-            rrsets = transfer_rrsets(zone)
+            rrsets = ()
         started = time.monotonic()
         limit = 65535 - (TSIG_ROOM if key is not None else 0)
         messages = 0
-        for wire in render_transfer(query, rrsets, limit=limit):
+        rendered = (
+            render_transfer(query, rrsets, limit=limit)
+            if rrsets
+            else self._whole_zone(zone, query, limit)
+        )
+        for wire in rendered:
             messages += 1
             yield signer.sign(wire)
         log.debug(
@@ -319,6 +331,24 @@ class Transfers:
             messages,
             time.monotonic() - started,
         )
+
+    def _whole_zone(self, zone: Zone, query: Query, limit: int) -> Iterator[bytes]:
+        """The messages of a whole-zone transfer (AXFR, or IXFR falling back to it), made
+        once per zone version and kind of request (the question as asked, flags, EDNS, room)
+        and kept for the next secondary asking for the same: several secondaries, or one
+        retrying, cost the rendering once. Each message gets the query's id."""
+        key = (query.question, query.flags & WHOLE_FLAGS, query.edns, limit)
+        with self._lock:
+            kept = self._rendered.get(zone.origin)
+        if kept is not None and kept[0] is zone and kept[1] == key:
+            messages = kept[2]
+        else:
+            messages = list(render_transfer(query, transfer_rrsets(zone), limit=limit))
+            with self._lock:
+                self._rendered[zone.origin] = (zone, key, messages)
+        qid = query.id.to_bytes(2, "big")
+        for message in messages:
+            yield qid + message[2:]
 
     @staticmethod
     def _one_message(

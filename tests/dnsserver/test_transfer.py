@@ -193,6 +193,43 @@ def test_an_allowed_network_transfers_unsigned(store: ZoneStore) -> None:
         service.stop()
 
 
+def test_a_second_secondary_gets_the_same_transfer_and_a_new_version_is_made_anew(
+    store: ZoneStore,
+) -> None:
+    """Whole-zone transfers are made once per zone version and handed out again (each
+    message with the asker's id); a patched zone is transferred as it now is."""
+    service = _service(store, TransferPolicy(["127.0.0.0/8"]))
+    try:
+        first = dns.message.make_query("example.", "AXFR")
+        second = dns.message.make_query("example.", "AXFR")
+        second.id = (first.id + 1) % 65536
+        one, two = _messages(service, first), _messages(service, second)
+        assert [m.id for m in one] == [first.id] * len(one)
+        assert [m.id for m in two] == [second.id] * len(two)
+        assert [m.answer for m in one] == [m.answer for m in two]
+        store.patch(
+            {
+                "example.": {
+                    ("example.", "SOA"): rrset_from_text(
+                        "example.",
+                        "example.",
+                        "SOA",
+                        30,
+                        ["ns.dns.example. hostmaster.example. 2 3600 600 86400 10"],
+                    ),
+                    ("new.example.", "A"): rrset_from_text(
+                        "example.", "new.example.", "A", 30, ["10.9.9.9"]
+                    ),
+                }
+            }
+        )
+        after = _axfr(service)
+        assert after.get_rdataset("new", "A") is not None
+        assert after.get_rdataset("@", "SOA")[0].serial == 2
+    finally:
+        service.stop()
+
+
 @pytest.mark.parametrize(
     ("serial", "whole"), [(0, True), (1, False), (2, False)], ids=["older", "current", "newer"]
 )
