@@ -47,6 +47,7 @@ from dnsserver.answer import resolve
 from dnsserver.cookies import COOKIE, CookieError, Cookies, Verdict
 from dnsserver.errors import MessageError
 from dnsserver.forward import Forwarder
+from dnsserver.forwardcache import ForwardCache
 from dnsserver.message import (
     BADVERS,
     CLASS_ANY,
@@ -219,6 +220,9 @@ class DNSService:
         self._client_network: dict[str, int] = {}
         self._counters: list[Counters] = []
         self._tcp_counters = Counters("tcp", shared=True)
+        self._forward_answers: tuple[
+            ZoneIndex | None, tuple[IPNetwork, ...] | None, ForwardCache
+        ] = (None, None, ForwardCache())
         self._tcp_answers: tuple[
             ZoneIndex | None,
             tuple[IPNetwork, ...],
@@ -410,12 +414,12 @@ class DNSService:
             and self.reverse_authority is not None
             and not self._speaks_for(query.qname)
         ):
-            return _Reply(deferred=lambda: self._forward(data, query, udp))
+            return _Reply(deferred=lambda: self._forward(data, query, udp, index))
         if not result.in_zone:
             if forwarder is None:
                 refused = render_error(data, REFUSED, query, extra)
                 return reply((refused,)) if refused else _Reply()
-            return _Reply(deferred=lambda: self._forward(data, query, udp))
+            return _Reply(deferred=lambda: self._forward(data, query, udp, index))
         if result.external is not None and forwarder is not None:
             external = result.external
 
@@ -473,6 +477,15 @@ class DNSService:
                 options += edns_option(NSID, self.nsid)
         return cookie, options, bad
 
+    def _forwarded(self, index: ZoneIndex) -> ForwardCache:
+        """The upstream answers kept for ``index`` (a new zone index, or a new reverse
+        authority, starts afresh: a name forwarded before may be answered here now)."""
+        made, authority, cache = self._forward_answers
+        if made is not index or authority is not self._reverse_authority:
+            cache = ForwardCache()
+            self._forward_answers = (index, self._reverse_authority, cache)
+        return cache
+
     def _speaks_for(self, qname: str) -> bool:
         """Whether a PTR name stands for an address of `reverse_authority` (or for no
         address at all: a zone apex, a name of another form)."""
@@ -482,12 +495,18 @@ class DNSService:
         address = network.network_address
         return any(address in owned for owned in self.reverse_authority or ())
 
-    def _forward(self, data: bytes, query: Query, udp: bool) -> bytes | None:
+    def _forward(
+        self, data: bytes, query: Query, udp: bool, index: ZoneIndex | None = None
+    ) -> bytes | None:
         assert self.forwarder is not None
         reply = self.forwarder.query(data)
         if reply is None:
             return render_error(data, SERVFAIL, query)
         limit = min(query.udp_size, self.max_udp_size) if udp else TCP_MAX_MESSAGE
+        if udp and index is not None and len(reply) <= limit:
+            made, authority, cache = self._forward_answers
+            if made is index and authority is self._reverse_authority:
+                cache.put(data, reply)  # for the UDP threads' next miss (`_forwarded`)
         if len(reply) > limit:
             try:
                 response = parse_response(reply)
@@ -527,6 +546,7 @@ class DNSService:
         clock = time.perf_counter_ns
         cookies = self.cookies
         require_cookie = self.require_cookie
+        forwarder = self.forwarder
         rrl = self.rrl
         monotonic = time.monotonic
 
@@ -656,6 +676,12 @@ class DNSService:
                 outcomes[number] += 1
                 send(made, data, addr, network)
                 continue
+            if forwarder is not None:
+                kept = self._forwarded(index).get(data)
+                if kept is not None:
+                    outcomes[slot(kept)] += 1
+                    send(kept, data, addr, network)
+                    continue
             started = clock()
             try:
                 reply = answer(data, index, True, network, addr[0])

@@ -11,10 +11,20 @@ from pathlib import Path
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rrset
 import pytest
 
-from dnsserver import ADDRESS_CNAME, DNSService, Forwarder, Zone, ZoneStore, read_resolv_conf
+from dnsserver import (
+    ADDRESS_CNAME,
+    DNSService,
+    Forwarder,
+    Zone,
+    ZoneStore,
+    read_resolv_conf,
+    rrset_from_text,
+)
 from dnsserver.forward import parse_hostport
+from dnsserver.forwardcache import ForwardCache
 from tests.dnsserver.conftest import Upstream
 from tests.servers import answer_text, query
 
@@ -216,3 +226,71 @@ def test_ptr_misses_outside_the_reverse_authority_go_upstream(
     response = ptr("10.0.1.126", "A")  # only PTR questions go upstream
     assert (response.rcode(), bool(response.flags & dns.flags.AA)) == (dns.rcode.NXDOMAIN, True)
     assert ("121.1.0.10.in-addr.arpa.", "PTR") not in upstream.seen
+
+
+def test_an_upstream_answer_is_kept_until_the_zones_change(
+    forwarding_store: ZoneStore, upstream: Upstream, make_service: MakeService
+) -> None:
+    """A name outside the zones asked again is answered from what upstream said, until its
+    TTL runs out or the zones change (a forwarded name may be in a zone now)."""
+    service = make_service(forwarding_store, forwarder=Forwarder([("127.0.0.2", upstream.port)]))
+    answers = [
+        answer_text(query("127.0.0.1", _port(service), "outside.test.", "TXT", rd=True))
+        for _ in range(3)
+    ]
+    assert answers == [['outside.test. 300 IN TXT "from upstream"']] * 3
+    assert upstream.seen == [("outside.test.", "TXT")]
+    added = rrset_from_text("docker.", "new.docker.", "A", 30, ["10.0.9.9"])
+    forwarding_store.patch({"docker.": {("new.docker.", "A"): added}})
+    query("127.0.0.1", _port(service), "outside.test.", "TXT", rd=True)
+    assert upstream.seen == [("outside.test.", "TXT")] * 2
+
+
+def _upstream_answer(rcode: int = 0, ttl: int = 30, truncated: bool = False) -> tuple[bytes, bytes]:
+    request = dns.message.make_query("outside.test.", "A")
+    response = dns.message.make_response(request)
+    response.set_rcode(rcode)
+    if truncated:
+        response.flags |= dns.flags.TC
+    if ttl >= 0:
+        response.answer.append(
+            dns.rrset.from_text("outside.test.", ttl, "IN", "A", "192.0.2.1", "192.0.2.2")
+        )
+    return request.to_wire(), response.to_wire()
+
+
+def test_kept_answers_count_their_ttls_down_and_expire() -> None:
+    now = [100.0]
+    cache = ForwardCache(clock=lambda: now[0])
+    request, wire = _upstream_answer(ttl=30)
+    cache.put(request, wire)
+    now[0] += 10.5
+    again = bytearray(request)
+    again[:2] = b"\x12\x34"
+    kept = cache.get(bytes(again))
+    assert kept is not None
+    message = dns.message.from_wire(kept)
+    assert message.id == 0x1234
+    assert [rrset.ttl for rrset in message.answer] == [20]
+    now[0] += 20
+    assert cache.get(request) is None
+
+
+@pytest.mark.parametrize(
+    ("rcode", "ttl", "truncated"),
+    [
+        (dns.rcode.SERVFAIL, 30, False),
+        (0, 30, True),
+        (dns.rcode.NXDOMAIN, -1, False),
+        (0, 0, False),
+    ],
+    ids=["servfail", "truncated", "no-record", "ttl-0"],
+)
+def test_errors_truncated_and_timeless_answers_are_not_kept(
+    rcode: int, ttl: int, truncated: bool
+) -> None:
+    cache = ForwardCache()
+    request, wire = _upstream_answer(rcode, ttl, truncated)
+    cache.put(request, wire)
+    assert cache.get(request) is None
+    assert len(cache) == 0
