@@ -19,6 +19,7 @@ from tests.helpers import eventually, require_binary, service
 from tests.servers import ROOT, Daemon
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -76,19 +77,32 @@ def _severe(browser: webdriver.Chrome) -> list[str]:
 
 
 def _names(browser: webdriver.Chrome) -> list[str]:
-    return [
-        cell.text
-        for cell in browser.find_elements(By.CSS_SELECTOR, "#names table tbody td:first-child")
-    ]
+    """The names in the table; [] while a live update is swapping it in."""
+    try:
+        return [
+            cell.text
+            for cell in browser.find_elements(By.CSS_SELECTOR, "#names table tbody td:first-child")
+        ]
+    except StaleElementReferenceException:
+        return []
+
+
+def _text(browser: webdriver.Chrome, element_id: str) -> str:
+    """The text of a section; "" while a live update is swapping it in (the element found
+    a moment ago is gone: a stale reference)."""
+    try:
+        return str(browser.find_element(By.ID, element_id).text)
+    except StaleElementReferenceException:
+        return ""
 
 
 def test_the_page_loads_without_console_errors(daemon: Daemon, browser: webdriver.Chrome) -> None:
     browser.get(f"http://{daemon.http}/")
     assert browser.title == "dockzone status"
-    assert "web.shop.docker." in _names(browser)
-    zones = browser.find_element(By.ID, "zones").text
+    eventually(lambda: "web.shop.docker." in _names(browser))
+    zones = eventually(lambda: _text(browser, "zones") or False)
     assert "docker." in zones
-    assert "files" in browser.find_element(By.ID, "sources").text
+    eventually(lambda: "files" in _text(browser, "sources"))
     eventually(lambda: browser.execute_script("return document.readyState") == "complete")
     assert _severe(browser) == []
 
@@ -114,9 +128,8 @@ def test_a_definitions_edit_appears_without_a_reload(
     (daemon.definitions / "late.yaml").write_text(
         yaml.safe_dump(service("late", dns_name="late.shop", host="198.18.0.10"))
     )
-    passes = lambda: browser.find_element(By.ID, "passes").text  # noqa: E731
-    eventually(lambda: "late.shop.docker." in passes(), timeout=15)
-    assert "+ late.shop.docker. 30 IN A 198.18.0.10" in passes()
+    eventually(lambda: "late.shop.docker." in _text(browser, "passes"), timeout=15)
+    eventually(lambda: "+ late.shop.docker. 30 IN A 198.18.0.10" in _text(browser, "passes"))
     eventually(lambda: "late.shop.docker." in _names(browser), timeout=10)
     assert browser.execute_script("return window.notReloaded") is True  # swapped, not loaded
     shot = Path(os.environ.get("DOCKZONE_SCREENSHOT") or tmp_path / "status-page.png")
@@ -127,7 +140,7 @@ def test_a_definitions_edit_appears_without_a_reload(
 def test_explain_shows_the_owning_file(daemon: Daemon, browser: webdriver.Chrome) -> None:
     browser.get(f"http://{daemon.http}/")
     browser.find_element(By.LINK_TEXT, "web.shop.docker.").click()
-    text = eventually(lambda: browser.find_element(By.ID, "explanation").text)
+    text = eventually(lambda: _text(browser, "explanation") or False)
     assert "web.shop.docker. 30 IN A 198.18.0.5" in text
     assert "from shop.yaml#0 (servicerecord/web) spec.host" in text
     assert "from shop.yaml#0 (servicerecord/web) spec.port" in text
