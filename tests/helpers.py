@@ -7,6 +7,7 @@ import inspect
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -173,3 +174,14 @@ def network_changes(before: dict[str, list[str]], after: dict[str, list[str]]) -
         new = sorted(set(after[key]) - set(lines))
         out += [f"{key} - {line}" for line in gone] + [f"{key} + {line}" for line in new]
     return "\n".join(out)
+
+
+def recv_exact(conn: socket.socket, n: int) -> bytes:
+    """Exactly ``n`` bytes from a stream socket (a DNS-over-TCP length or message); fails
+    when the peer closes the connection first."""
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        assert chunk, "connection closed"
+        data += chunk
+    return data

@@ -19,7 +19,7 @@ import pytest
 
 from dnsserver import DNSService, Zone, ZoneStore
 from tests.dnsserver.conftest import DOCKER_ZONE, SKYDNS_ZONE, Server, write_zones
-from tests.helpers import eventually
+from tests.helpers import eventually, recv_exact
 from tests.servers import answer_text, dig, free_port, query
 
 SOA_DOCKER = "docker. 10 IN SOA ns.dns.docker. hostmaster.docker. 2024010101 3600 600 86400 10"
@@ -455,22 +455,13 @@ def test_tcp_garbage_and_pipelining(dockzone_dns: Server) -> None:
             wire = dns.message.make_query("web.docker.", "A", id=qid).to_wire()
             conn.sendall(len(wire).to_bytes(2, "big") + wire)
         for qid in (1, 2):
-            length = int.from_bytes(_recv_exact(conn, 2), "big")
-            reply = dns.message.from_wire(_recv_exact(conn, length))
+            length = int.from_bytes(recv_exact(conn, 2), "big")
+            reply = dns.message.from_wire(recv_exact(conn, length))
             assert reply.id == qid
         garbage = b"\x00\x07\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x3fabc"
         conn.sendall(len(garbage).to_bytes(2, "big") + garbage)
-        length = int.from_bytes(_recv_exact(conn, 2), "big")
-        assert _recv_exact(conn, length)[3] & 0xF == dns.rcode.FORMERR
-
-
-def _recv_exact(conn: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        assert chunk, "connection closed"
-        data += chunk
-    return data
+        length = int.from_bytes(recv_exact(conn, 2), "big")
+        assert recv_exact(conn, length)[3] & 0xF == dns.rcode.FORMERR
 
 
 def test_idle_tcp_connections_are_closed(make_service: object) -> None:

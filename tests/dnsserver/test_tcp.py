@@ -13,6 +13,7 @@ import pytest
 
 from dnsserver import DNSService, Forwarder, RRset, ZoneStore, parse_zone_text, rrset_from_text
 from tests.dnsserver.conftest import UPSTREAM_RECORDS, Server, Upstream
+from tests.helpers import recv_exact
 from tests.servers import answer_text, dig
 
 MakeService = Callable[..., DNSService]
@@ -39,18 +40,9 @@ def _framed(message: dns.message.Message) -> bytes:
     return len(wire).to_bytes(2, "big") + wire
 
 
-def _recv_exact(conn: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        assert chunk, "connection closed"
-        data += chunk
-    return data
-
-
 def _read_response(conn: socket.socket) -> dns.message.Message:
-    length = int.from_bytes(_recv_exact(conn, 2), "big")
-    return dns.message.from_wire(_recv_exact(conn, length))
+    length = int.from_bytes(recv_exact(conn, 2), "big")
+    return dns.message.from_wire(recv_exact(conn, length))
 
 
 def _keepalive(response: dns.message.Message) -> list[bytes]:

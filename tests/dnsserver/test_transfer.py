@@ -30,7 +30,7 @@ from dnsserver import (
     rrset_from_text,
 )
 from dnsserver.journal import older
-from tests.helpers import eventually
+from tests.helpers import eventually, recv_exact
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 KEY = TransferKey("xfr.", "hmac-sha256", SECRET)
@@ -99,9 +99,9 @@ def _messages(service: DNSService, query: dns.message.Message) -> list[dns.messa
         ctx = None
         soas = 0
         while soas < 2:
-            size = int.from_bytes(_read(conn, 2), "big")
+            size = int.from_bytes(recv_exact(conn, 2), "big")
             message = dns.message.from_wire(
-                _read(conn, size),
+                recv_exact(conn, size),
                 keyring=query.keyring,
                 request_mac=query.mac,
                 xfr=True,
@@ -114,15 +114,6 @@ def _messages(service: DNSService, query: dns.message.Message) -> list[dns.messa
             if message.rcode() != dns.rcode.NOERROR or (len(out) == 1 and len(message.answer) == 1):
                 break
     return out
-
-
-def _read(conn: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        assert chunk, "connection closed mid-message"
-        data += chunk
-    return data
 
 
 def test_signed_axfr_spans_several_messages_and_arrives_whole(keyed: DNSService) -> None:
@@ -166,8 +157,8 @@ def test_axfr_with_a_wrong_secret_gets_notauth(keyed: DNSService) -> None:
     wire = query.to_wire()
     with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
         conn.sendall(len(wire).to_bytes(2, "big") + wire)
-        size = int.from_bytes(_read(conn, 2), "big")
-        answer = dns.message.from_wire(_read(conn, size))
+        size = int.from_bytes(recv_exact(conn, 2), "big")
+        answer = dns.message.from_wire(recv_exact(conn, size))
     assert answer.rcode() == dns.rcode.NOTAUTH
     assert keyed.transfers.counts.bad_tsig == 1
 
