@@ -71,7 +71,7 @@ from dnsserver.message import (
 from dnsserver.name import reverse_network
 from dnsserver.negative import NegativeAnswers
 from dnsserver.notify import Notifier
-from dnsserver.rdata import AAAA, AXFR, IXFR, PTR, A
+from dnsserver.rdata import AAAA, PTR, A
 from dnsserver.rrl import SLIP, RateLimiter, slip_response
 from dnsserver.stats import Counters, DNSStats
 from dnsserver.transfer import Transfers, is_transfer, signed_at
@@ -366,7 +366,7 @@ class DNSService:
             query = parse_query(data)
         except MessageError:
             return _Reply(render_bare(data, FORMERR))
-        if query.qtype in (AXFR, IXFR) or (data[10] or data[11] > query.edns):
+        if is_transfer(query) or data[10] or data[11] > query.edns:
             tsig_at = signed_at(data, query)
             if tsig_at is not None or is_transfer(query):
                 return self._transfer_udp(
@@ -400,7 +400,7 @@ class DNSService:
                 cookie=cookie if lone else b"",
             )
 
-        if query.qclass not in (CLASS_IN, CLASS_ANY) or query.qtype in (AXFR, IXFR):
+        if query.qclass not in (CLASS_IN, CLASS_ANY):  # transfers went to _transfer_udp
             return _Reply(render_error(data, REFUSED, query, cookie + options))
         limit = min(query.udp_size, self.max_udp_size) if udp else TCP_MAX_MESSAGE
         result = resolve(index, query.qname, query.qtype)
