@@ -57,6 +57,10 @@ from bench_dns import cpu_seconds, free_port, pin, sbin
 from bench_publish import Service, address, make_services, stop
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests import servers  # noqa: E402 (the repository root is on the path only now)
+
 ORIGIN = "bench.test."
 ZONE = "docker."
 KEY_NAME = "dockzone-xfr"
@@ -140,22 +144,13 @@ def dockzone_env(workdir: Path) -> dict[str, str]:
 
 
 def named_options(workdir: Path, port: int) -> str:
-    return f"""options {{
-    directory "{workdir}";
-    pid-file "{workdir}/named.pid";
-    session-keyfile "{workdir}/session.key";
-    managed-keys-directory "{workdir}";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    dnssec-validation no;
-    notify no;
-    allow-transfer {{ none; }};
-    max-records-per-type 0;  // 9.18.28+ caps RRsets at 100 records; aggregated names hold more
-    serial-query-rate 1000;  // as docs/secondaries.md advises: no half-second SOA-check pacing
-}};
-controls {{ }};
-"""
+    """tests/servers.py's private ``named`` options, with the SOA-check pacing
+    docs/secondaries.md advises against turned up."""
+    return servers.named_options(
+        workdir,
+        port,
+        "    serial-query-rate 1000;  // as docs/secondaries.md advises: no half-second pacing\n",
+    )
 
 
 # --- 1. AXFR time -------------------------------------------------------------------------

@@ -245,16 +245,11 @@ class Daemon:
             raise
 
 
-def start_named(
-    workdir: Path, port: int, zones: str, *, include: str = ""
-) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start ``named -g`` on 127.0.0.1:``port`` (no recursion, no transfers unless a zone
-    allows them) with the ``zone`` statements in ``zones``; returns it and its log file."""
-    binary = require_binary("named")
-    conf = workdir / "named.conf"
-    conf.write_text(
-        f"""{include}
-options {{
+def named_options(workdir: Path, port: int, extra: str = "") -> str:
+    """The ``options`` and ``controls`` of a private ``named``: its files in ``workdir``,
+    127.0.0.1:``port`` only, no recursion, no NOTIFY, no transfers unless a zone allows
+    them; ``extra`` statements go inside ``options``."""
+    return f"""options {{
     directory "{workdir}";
     pid-file "{workdir}/named.pid";
     session-keyfile "{workdir}/session.key";
@@ -266,10 +261,19 @@ options {{
     notify no;
     allow-transfer {{ none; }};
     max-records-per-type 0;  // 9.18.28+ caps RRsets at 100 records by default
-}};
+{extra}}};
 controls {{ }};
-{zones}"""
-    )
+"""
+
+
+def start_named(
+    workdir: Path, port: int, zones: str, *, include: str = ""
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``named -g`` on 127.0.0.1:``port`` (no recursion, no transfers unless a zone
+    allows them) with the ``zone`` statements in ``zones``; returns it and its log file."""
+    binary = require_binary("named")
+    conf = workdir / "named.conf"
+    conf.write_text(f"{include}\n{named_options(workdir, port)}{zones}")
     log = workdir / "named.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
