@@ -47,27 +47,12 @@ from typing import Any
 from bench_reconcile import Daemon, Definitions, describe, free_port, interruptible, make_records
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import CHROMIUM_OPTIONS  # noqa: E402 (the repository root is on the path only now)
+
 FIRST_PAINT_S = 1.0
 WEIGHT_KB = 100.0
-BROWSER_OPTIONS = (
-    # as tests/integration/test_status_page.py
-    "--headless=new",
-    "--no-sandbox",  # root in CI
-    "--disable-dev-shm-usage",
-    "--disable-gpu",
-    "--window-size=1280,900",
-    "--no-first-run",
-    "--disable-extensions",
-    "--disable-background-networking",
-    "--disable-component-update",
-    # and no traffic beyond loopback: no sync, no field trials, no name resolved but 127.0.0.1
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-domain-reliability",
-    "--disable-client-side-phishing-detection",
-    "--no-default-browser-check",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-)
 
 TIMINGS = """
 const nav = performance.getEntriesByType('navigation')[0];
@@ -107,7 +92,7 @@ class Browser:
         self.profile = profile
         options = webdriver.ChromeOptions()
         options.binary_location = chromium
-        for argument in (*BROWSER_OPTIONS, f"--user-data-dir={profile}"):
+        for argument in (*CHROMIUM_OPTIONS, f"--user-data-dir={profile}"):
             options.add_argument(argument)
         self.service = Service(
             executable_path=driver,

@@ -185,3 +185,26 @@ def recv_exact(conn: socket.socket, n: int) -> bytes:
         assert chunk, "connection closed"
         data += chunk
     return data
+
+
+CHROMIUM_OPTIONS = (
+    "--headless=new",
+    "--no-sandbox",  # root in CI
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+    "--window-size=1280,900",
+    "--no-first-run",
+    "--disable-extensions",
+    "--disable-background-networking",
+    "--disable-component-update",
+    # and no traffic beyond loopback: no sync, no field trials, no name resolved but 127.0.0.1
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--no-default-browser-check",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+)
+"""Headless Debian chromium for the status page's tests and `hack/bench status`: no
+sandbox (root in CI), and no traffic beyond loopback (no sync, field trials or updates,
+no name resolved but 127.0.0.1)."""

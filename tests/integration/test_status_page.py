@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import eventually, require_binary, service
+from tests.helpers import CHROMIUM_OPTIONS, eventually, require_binary, service
 from tests.servers import ROOT, Daemon
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -52,17 +52,7 @@ def browser() -> Iterator[webdriver.Chrome]:
     driver = require_binary("chromedriver")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # root in CI
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1280,900",
-        "--no-first-run",
-        "--disable-extensions",
-        "--disable-background-networking",
-        "--disable-component-update",
-    ):
+    for argument in CHROMIUM_OPTIONS:
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
