@@ -2,8 +2,10 @@
 
 `Notifier` watches a `ZoneStore` (`ZoneStore.subscribe`: a swap only sets an event) and,
 on its own thread, compares each zone's serial with the last one it announced. For each
-change it sends a NOTIFY to every target from a small thread pool of that target's (a
-secondary that is down, whose NOTIFYs wait out every retry, holds up no other), signed
+change it sends a NOTIFY to every target from a few worker threads of that target's (a
+secondary that is down, whose NOTIFYs wait out every retry, holds up no other; the
+workers are daemon threads, so a retry waiting on a stopped secondary never holds up the
+process's exit), signed
 with the key when there is one, and retries with a doubling timeout (1, 2, 4, 8, 16 s,
 as BIND retries five times) until the target acknowledges; a retry stops early when the
 zone's serial has changed again (the newer NOTIFY takes over). At start every served zone
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import queue
 from dataclasses import dataclass
 
 import dns.exception
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 5
 FIRST_TIMEOUT = 1.0
+WORKERS = 4  # per target
 
 
 @dataclass(slots=True)
@@ -72,14 +75,18 @@ class Notifier:
         self._stopping = threading.Event()
         self._announced: dict[str, int] = {}
         self._thread: threading.Thread | None = None
-        self._pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
+        self._queues: dict[tuple[str, int], queue.SimpleQueue[Zone | None]] = {}
 
     def start(self) -> None:
         self._stopping.clear()
-        self._pools = {
-            target: ThreadPoolExecutor(4, thread_name_prefix="dns-notify")
-            for target in self.targets
-        }
+        self._queues = {}
+        for target in self.targets:
+            work: queue.SimpleQueue[Zone | None] = queue.SimpleQueue()
+            self._queues[target] = work
+            for _ in range(WORKERS):
+                threading.Thread(
+                    target=self._work, args=(target, work), name="dns-notify", daemon=True
+                ).start()
         self.store.subscribe(self._on_swap)
         self._changed.set()  # announce every zone now
         self._thread = threading.Thread(target=self._run, name="dns-notify", daemon=True)
@@ -92,9 +99,10 @@ class Notifier:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        for pool in self._pools.values():
-            pool.shutdown(wait=False, cancel_futures=True)
-        self._pools = {}
+        for work in self._queues.values():
+            for _ in range(WORKERS):
+                work.put(None)
+        self._queues = {}
 
     def _on_swap(self, _: ZoneIndex) -> None:
         self._changed.set()
@@ -111,14 +119,13 @@ class Notifier:
                 if self._announced.get(zone.origin) == zone.serial:
                     continue
                 self._announced[zone.origin] = zone.serial
-                for target in self.targets:
-                    pool = self._pools.get(target)
-                    if pool is None:
-                        return
-                    try:
-                        pool.submit(self._notify, zone, target)
-                    except RuntimeError:  # shutting down
-                        return
+                for work in self._queues.values():
+                    work.put(zone)
+
+    def _work(self, target: tuple[str, int], work: queue.SimpleQueue[Zone | None]) -> None:
+        while (zone := work.get()) is not None:
+            if not self._stopping.is_set():
+                self._notify(zone, target)
 
     def _current(self, zone: Zone) -> bool:
         return self._announced.get(zone.origin) == zone.serial

@@ -4,7 +4,10 @@ control by address and TSIG key, signed queries, and NOTIFY."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import dns.message
@@ -350,6 +353,32 @@ def test_a_secondary_that_is_down_does_not_hold_up_notify_to_the_others() -> Non
         finally:
             notifier.stop()
             live.close()
+
+
+_EXIT_WHILE_WAITING = """
+import socket, sys, time
+from dnsserver import Notifier, Zone, ZoneStore
+silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+silent.bind(("127.0.0.1", 0))
+zone = Zone.from_records("example.", [("@", "SOA", 30, "ns.example. h.example. 1 1 1 1 1")])
+notifier = Notifier(ZoneStore({"example.": zone}), [silent.getsockname()], first_timeout=30)
+notifier.start()
+silent.recvfrom(4096)  # the NOTIFY is out, its answer awaited for 30 s
+notifier.stop()
+print("stopped", flush=True)
+"""
+
+
+def test_a_notify_waiting_on_a_silent_secondary_does_not_hold_up_the_process_exit() -> None:
+    """CI saw `dockzone run` outlive SIGTERM by 15 s: a retry waiting on a secondary that
+    had already stopped kept the interpreter from exiting."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", _EXIT_WHILE_WAITING], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "stopped\n"
+    assert time.monotonic() - started < 10
 
 
 def _assert(condition: bool) -> None:
