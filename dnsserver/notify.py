@@ -16,9 +16,9 @@ targets.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Sequence
-import queue
 from dataclasses import dataclass
 
 import dns.exception
