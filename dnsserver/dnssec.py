@@ -150,6 +150,7 @@ def rrsig_rdata(
     rdtype: int,
     ttl: int,
     rdatas: Iterable[bytes],
+    *,
     inception: int,
     expiration: int,
 ) -> bytes:
