@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from dnsserver.name import name_to_wire, split_labels
+from dnsserver.zone import RRset
 
 DS = 43
 RRSIG = 46
@@ -144,19 +145,12 @@ def label_count(owner: str) -> int:
 
 
 def rrsig_rdata(
-    key: SigningKey,
-    signer: str,
-    owner: str,
-    rdtype: int,
-    ttl: int,
-    rdatas: Iterable[bytes],
-    *,
-    inception: int,
-    expiration: int,
+    key: SigningKey, signer: str, rrset: RRset, *, inception: int, expiration: int
 ) -> bytes:
     """RRSIG rdata over one RRset (RFC 4034 §3.1.8.1: the RRSIG's own fields, then every
-    record in canonical form and order). `owner` is the RRset's owner as it is stored
-    (`*.example.` for a wildcard)."""
+    record in canonical form and order), made by `key` of zone `signer`. The RRset's owner
+    is the name as stored (`*.example.` for a wildcard)."""
+    owner, rdtype, ttl, rdatas = rrset
     head = struct.pack(
         "!HBBIIIH",
         rdtype,
