@@ -122,9 +122,9 @@ def diff_zones(
                 had = set(was.rdatas)
                 came = tuple(r for r in now.rdatas if r not in had)
                 if gone:
-                    deleted.append(RRset(name, rdtype, was.ttl, gone))
+                    deleted.append(RRset(name, was.rdtype, was.ttl, gone))
                 if came:
-                    added.append(RRset(name, rdtype, now.ttl, came))
+                    added.append(RRset(name, now.rdtype, now.ttl, came))
     return deleted, added
 
 

@@ -15,7 +15,7 @@ import marshal
 import sys
 from collections.abc import Mapping
 
-from dnsserver.zone import RRset, Zone
+from dnsserver.zone import RRset, Zone, type_key
 
 MAGIC = b"dockzone served zones 1 " + sys.version.encode("ascii", "replace") + b"\n"
 """First line of the file: the format and the exact Python version (marshal's format may
@@ -47,7 +47,7 @@ def load(data: bytes) -> dict[str, tuple[Stamp, Zone]]:
                 node = nodes.get(name)
                 if node is None:
                     node = nodes[name] = {}
-                node[rdtype] = RRset(name, rdtype, ttl, rdatas)
+                node[type_key(rdtype, rdatas[0])] = RRset(name, rdtype, ttl, rdatas)
             zones[origin] = (tuple(stamp), Zone(origin, nodes))
     except (ValueError, TypeError, EOFError, KeyError, AttributeError):
         return {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from dnsserver.errors import ZoneError
 from dnsserver.name import ROOT, is_subdomain, parent, parse_name, split_labels
@@ -29,12 +29,42 @@ from dnsserver.rdata import (
     soa_minimum,
 )
 
-# DNSSEC types may sit beside a CNAME (RFC 4035 §2.5).
-_CNAME_COMPANIONS = frozenset({46, 47})
+if TYPE_CHECKING:
+    from dnsserver.signer import Chain
+
+RRSIG = 46
+NSEC = 47
+
+
+def rrsig_key(covered: int) -> int:
+    """The key under which a node keeps the RRSIGs covering `covered`: RRSIGs are stored
+    per covered type, each group with its own TTL (the TTL of the RRset it signs), so the
+    server finds the signatures of an answer in one lookup."""
+    return (RRSIG << 16) | covered
+
+
+def type_key(rdtype: int, rdata: bytes) -> int:
+    """The node key of a record: its type, or `rrsig_key` of the covered type for an RRSIG."""
+    if rdtype == RRSIG:
+        if len(rdata) < 2:
+            raise ValueError("RRSIG rdata too short")
+        return rrsig_key((rdata[0] << 8) | rdata[1])
+    return rdtype
+
+
+def key_type(key: int) -> int:
+    """The record type of a node key (`type_key`'s inverse)."""
+    return RRSIG if key > 0xFFFF else key
+
+
+def _cname_companion(key: int) -> bool:
+    """DNSSEC types may sit beside a CNAME (RFC 4035 §2.5)."""
+    return key in (RRSIG, NSEC) or key > 0xFFFF
+
 
 WILDCARD_LABELS = frozenset({"*", "any"})
 _SPECIAL = frozenset({CNAME, SOA})  # types `add` checks before adding
-_NOT_INLINE = frozenset({CNAME, SOA, NS})  # types `add_many` leaves to `add`
+_NOT_INLINE = frozenset({CNAME, SOA, NS, RRSIG})  # types `add_many` leaves to `add`
 
 PatchKey = tuple[str, int | str]
 """Key of a zone patch: (owner name, type as a number or a mnemonic such as "A")."""
@@ -119,6 +149,12 @@ class ZoneBuilder:
 
     def add(self, name: str, rdtype: int, ttl: int, rdata: bytes, line: int | None = None) -> None:
         """Add one record; raises ZoneError when it breaks a zone rule."""
+        key = rdtype
+        if rdtype == RRSIG:
+            try:
+                key = type_key(rdtype, rdata)
+            except ValueError as exc:
+                raise ZoneError(self.origin, str(exc), line) from None
         if name != self._inside:
             if not is_subdomain(name, self.origin):
                 raise ZoneError(self.origin, f"{name} is outside the origin {self.origin}", line)
@@ -130,16 +166,16 @@ class ZoneBuilder:
             node = self._nodes[name] = {}
             if name.startswith("*."):
                 self._wildcards.add(name)
-        rrset = node.get(rdtype)
+        rrset = node.get(key)
         if rrset is None:
             if rdtype in _SPECIAL or CNAME in node:
-                self._check_new(node, name, rdtype, line)
+                self._check_new(node, name, key, line)
             elif rdtype == NS and name != self.origin:
                 self._cuts.add(name)
-            node[rdtype] = _tuple_new(RRset, (name, rdtype, ttl, (rdata,)))
+            node[key] = _tuple_new(RRset, (name, rdtype, ttl, (rdata,)))
             return
         # Like BIND, the first TTL seen wins for the whole RRset.
-        more = self._more.get((name, rdtype))
+        more = self._more.get((name, key))
         if more is None:
             first = rrset.rdatas[0]
             if rdata == first:
@@ -147,7 +183,7 @@ class ZoneBuilder:
             if rdtype in (CNAME, SOA):
                 what = "CNAME" if rdtype == CNAME else "SOA"
                 raise ZoneError(self.origin, f"more than one {what} record at {name}", line)
-            self._more[(name, rdtype)] = {first: None, rdata: None}
+            self._more[(name, key)] = {first: None, rdata: None}
         else:
             more[rdata] = None
 
@@ -191,9 +227,9 @@ class ZoneBuilder:
         self, node: Mapping[int, RRset], name: str, rdtype: int, line: int | None
     ) -> None:
         if rdtype == CNAME:
-            if any(t not in _CNAME_COMPANIONS for t in node):
+            if not all(_cname_companion(t) for t in node):
                 raise ZoneError(self.origin, f"CNAME beside other data at {name}", line)
-        elif CNAME in node and rdtype not in _CNAME_COMPANIONS:
+        elif CNAME in node and not _cname_companion(rdtype):
             raise ZoneError(self.origin, f"CNAME beside other data at {name}", line)
         if rdtype == SOA and name != self.origin:
             raise ZoneError(self.origin, f"SOA at {name}, not at the zone apex", line)
@@ -204,9 +240,10 @@ class ZoneBuilder:
         apex = nodes.get(self.origin)
         if apex is None or SOA not in apex:
             raise ZoneError(self.origin, f"no SOA record at the zone apex {self.origin}")
-        for (name, rdtype), rdatas in self._more.items():
+        for (name, key), rdatas in self._more.items():
             node = nodes[name]
-            node[rdtype] = RRset(name, rdtype, node[rdtype].ttl, tuple(rdatas))
+            first = node[key]
+            node[key] = RRset(name, first.rdtype, first.ttl, tuple(rdatas))
         self._more = {}
         self._built = True
         self._inside = ""
@@ -254,6 +291,7 @@ class Zone:
         "_nodes",
         "_nonterminals",
         "_wildcards",
+        "chain",
         "cuts",
         "has_wildcards",
         "origin",
@@ -284,6 +322,7 @@ class Zone:
         self.has_wildcards = bool(self._wildcards)
         self._by_depth: dict[int, dict[str, list[str]]] | None = None
         self._nonterminals: frozenset[str] | None = None
+        self.chain: Chain | None = None  # a signed zone's NSEC chain (`dnsserver.signer`)
 
     @classmethod
     def from_records(cls, origin: str, records: Iterable[tuple[str, str, int, str]]) -> Zone:
@@ -352,7 +391,7 @@ class Zone:
             if not is_subdomain(name, origin):
                 raise ZoneError(origin, f"{name} is outside the origin {origin}")
             if rrset is not None:
-                if rrset.name != name or rrset.rdtype != rdtype:
+                if rrset.name != name or rrset.rdtype != key_type(rdtype):
                     raise ZoneError(
                         origin,
                         f"RRset {rrset.name} {rdtype_to_text(rrset.rdtype)} given for "
@@ -383,7 +422,7 @@ class Zone:
                     node.pop(rdtype, None)
                 else:
                     node[rdtype] = rrset
-            if CNAME in node and any(t != CNAME and t not in _CNAME_COMPANIONS for t in node):
+            if CNAME in node and not all(t == CNAME or _cname_companion(t) for t in node):
                 raise ZoneError(origin, f"CNAME beside other data at {name}")
             if name == origin:
                 if SOA not in node:
@@ -454,6 +493,7 @@ class Zone:
         zone._wildcards = self._wildcards if wildcards is None else frozenset(wildcards)
         zone.has_wildcards = bool(zone._wildcards)
         zone._nonterminals = None
+        zone.chain = None
         zone._by_depth = self._patched_by_depth(added, removed)
         # A cut that came or went changes the answer of every name at and below it.
         return zone, None if cuts is not None else frozenset(changed)

@@ -24,9 +24,14 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+
 from dnsserver.errors import ZoneError, ZoneLoadError
 from dnsserver.name import SIMPLE_NAME, name_to_wire, parse_name, simple_name
 from dnsserver.rdata import (
+    ADDRESS_CNAME,
     CNAME,
     NS,
     PTR,
@@ -41,7 +46,7 @@ from dnsserver.rdata import (
     rdtype_from_text,
     split_rdata,
 )
-from dnsserver.zone import Zone, ZoneBuilder
+from dnsserver.zone import RRset, Zone, ZoneBuilder
 
 _CLASSES = frozenset({"IN", "CH", "HS", "CS", "ANY"})
 _MAX_INCLUDE_DEPTH = 8
@@ -410,3 +415,27 @@ def load_zone_file(path: str | os.PathLike[str], origin: str | None = None) -> Z
     except (OSError, UnicodeDecodeError) as exc:
         raise ZoneLoadError(name, 0, f"cannot read: {exc}") from None
     return parse_zone_text(text, origin, name)
+
+
+def rrset_lines(rrset: RRset) -> list[str]:
+    """Master-file lines of one RRset (any type, through dnspython's rdata texts); a
+    dockzone-only type (`ADDRESS_CNAME`) gives none."""
+    if rrset.rdtype == ADDRESS_CNAME:
+        return []
+    lines = []
+    rdtype = dns.rdatatype.RdataType.make(rrset.rdtype)
+    mnemonic = dns.rdatatype.to_text(rdtype)
+    for wire in rrset.rdatas:
+        rdata = dns.rdata.from_wire(dns.rdataclass.IN, rdtype, wire, 0, len(wire))
+        lines.append(f"{rrset.name} {rrset.ttl} IN {mnemonic} {rdata.to_text()}")
+    return lines
+
+
+def zone_to_text(zone: Zone) -> str:
+    """The whole zone in master-file form, SOA first (for tests and tools such as
+    `dnssec-verify`; dockzone's own zone files are rendered by the reconciler)."""
+    lines = rrset_lines(zone.soa)
+    for rrset in zone.rrsets():
+        if rrset is not zone.soa:
+            lines.extend(rrset_lines(rrset))
+    return "\n".join(lines) + "\n"

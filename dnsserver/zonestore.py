@@ -16,10 +16,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from dnsserver.errors import ZoneError
 from dnsserver.name import ROOT, parent, parse_name
 from dnsserver.zone import PatchKey, RRset, Zone
+
+if TYPE_CHECKING:
+    from dnsserver.signer import Signer
 
 
 class ZoneIndex:
@@ -86,11 +90,20 @@ class ZoneIndex:
 
 
 class ZoneStore:
-    """Holds the current `ZoneIndex`; one writer at a time, any number of readers."""
+    """Holds the current `ZoneIndex`; one writer at a time, any number of readers.
 
-    def __init__(self, zones: Mapping[str, Zone] | None = None) -> None:
+    With a `signer` (`dnsserver.signer.Signer`), the zones it signs are stored signed:
+    whole zones are signed as they come in (keeping the signatures of the version they
+    replace where the data did not change), patches are extended with the signatures and
+    NSEC records they make stale, and `resign()` refreshes what is due.
+    """
+
+    def __init__(
+        self, zones: Mapping[str, Zone] | None = None, signer: Signer | None = None
+    ) -> None:
         self._writer = threading.Lock()
-        self._current = ZoneIndex(zones or {})
+        self.signer = signer
+        self._current = ZoneIndex(self._signed(zones or {}, {}))
         self._listeners: tuple[Callable[[ZoneIndex], None], ...] = ()
         self._trackers: tuple[Callable[[ZoneIndex, ZoneIndex], None], ...] = ()
 
@@ -124,10 +137,25 @@ class ZoneStore:
         """The current index; keep using it for the whole query."""
         return self._current
 
+    def _signed(self, zones: Mapping[str, Zone], served: Mapping[str, Zone]) -> dict[str, Zone]:
+        """`zones`, each signed when the signer signs it."""
+        signer = self.signer
+        if signer is None:
+            return dict(zones)
+        return {
+            origin: (
+                signer.sign_zone(zone, served.get(zone.origin))
+                if signer.signs(zone.origin)
+                else zone
+            )
+            for origin, zone in zones.items()
+        }
+
     def replace(self, zones: Mapping[str, Zone]) -> ZoneIndex:
         """Serve exactly `zones` from now on; returns the new index."""
         with self._writer:
             old = self._current
+            zones = self._signed(zones, old.zones)
             new = ZoneIndex(zones, old.generation + 1)  # fully built first
             self._current = new  # readers see old or new, never a mix
             self._track(old, new)
@@ -141,7 +169,8 @@ class ZoneStore:
             zones = dict(self._current.zones)
             for origin in removed:
                 zones.pop(parse_name(origin), None)
-            zones.update({parse_name(origin): zone for origin, zone in changed.items()})
+            signed = self._signed(changed, zones)
+            zones.update({parse_name(origin): zone for origin, zone in signed.items()})
             old = self._current
             new = ZoneIndex(zones, old.generation + 1)
             self._current = new
@@ -183,7 +212,7 @@ class ZoneStore:
                 if zone is None:
                     raise ZoneError(origin, "cannot patch a zone that is not served")
                 if zone_changes:
-                    served[origin], names = zone.patched_with_names(zone_changes)
+                    served[origin], names = self._patched(zone, zone_changes)
                     if names is None:
                         anywhere = True
                     else:
@@ -195,13 +224,75 @@ class ZoneStore:
                 return current
             for origin in dropped:
                 del served[origin]
-            served.update(whole)
-            if whole or dropped or anywhere:
-                new = ZoneIndex(served, current.generation + 1)
-            else:
-                new = ZoneIndex(
-                    served, current.generation + 1, base=current.generation, changed=changed
-                )
-            self._current = new
-            self._track(current, new)
+            served.update(self._signed(whole, served))
+            new = self._swap(current, served, None if whole or dropped or anywhere else changed)
+        return self._swapped(new)
+
+    def _swap(
+        self,
+        current: ZoneIndex,
+        served: dict[str, Zone],
+        changed: Mapping[str, frozenset[str]] | None,
+    ) -> ZoneIndex:
+        """Swap in the index of `served` (a patch of `current` changing `changed`, or a
+        new start when None); under the writer lock."""
+        if changed is None:
+            new = ZoneIndex(served, current.generation + 1)
+        else:
+            new = ZoneIndex(
+                served, current.generation + 1, base=current.generation, changed=changed
+            )
+        self._current = new
+        self._track(current, new)
+        return new
+
+    def _patched(
+        self, zone: Zone, changes: Mapping[PatchKey, RRset | None]
+    ) -> tuple[Zone, frozenset[str] | None]:
+        """`zone.patched_with_names(changes)`, kept signed when the signer signs it."""
+        signer = self.signer
+        if signer is None or not signer.signs(zone.origin):
+            return zone.patched_with_names(changes)
+        from dnsserver.signer import unsigned_changes  # noqa: PLC0415 (signing is optional)
+
+        signed = signer.sign_patch(zone, changes)
+        if signed is None:  # signed whole: every answer of the zone may differ
+            return signer.sign_zone(zone.patched(unsigned_changes(changes)), zone), None
+        patch, chain = signed
+        new, names = zone.patched_with_names(patch)
+        new.chain = chain
+        return new, names
+
+    def resign(self) -> ZoneIndex:
+        """Refresh the signatures that are due and follow key changes (a rollover step):
+        a patch per zone, or the zone signed whole when its keys changed. Returns the new
+        index (the current one when nothing was due)."""
+        signer = self.signer
+        if signer is None:
+            return self._current
+        with self._writer:
+            current = self._current
+            served = dict(current.zones)
+            changed: dict[str, frozenset[str]] = {}
+            anywhere = False
+            for origin, zone in current.zones.items():
+                if not signer.signs(origin) or not signer.due(zone):
+                    continue
+                refreshed = signer.refresh(zone)
+                if refreshed is None:
+                    continue
+                if isinstance(refreshed, Zone):
+                    served[origin] = refreshed
+                    anywhere = True
+                    continue
+                patch, chain = refreshed
+                served[origin], names = zone.patched_with_names(patch)
+                served[origin].chain = chain
+                if names is None:
+                    anywhere = True
+                else:
+                    changed[origin] = names
+            if not changed and not anywhere:
+                return current
+            new = self._swap(current, served, None if anywhere else changed)
         return self._swapped(new)
