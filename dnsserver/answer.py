@@ -62,6 +62,7 @@ from dnsserver.zonestore import ZoneIndex
 
 MAX_CNAME_LINKS = 8
 _DS = 43
+RRSIG = 46
 
 
 @dataclass(slots=True)
@@ -77,6 +78,8 @@ class Resolution:
     owner: str | None = None  # owner name replacing the answer's (query wildcards)
     external: str | None = None  # CNAME target outside the zones, to resolve upstream
     depends: set[str] = field(default_factory=set)  # names the answer was made from
+    final: str = ""  # the last name looked up (the question's, or the last CNAME target's)
+    wildcard: str | None = None  # the RFC 4592 wildcard the final answer came from
 
 
 def _negative(zone: Zone, nxdomain: bool = False, qtype: int = 0) -> RRset:
@@ -87,8 +90,12 @@ def _negative(zone: Zone, nxdomain: bool = False, qtype: int = 0) -> RRset:
     return RRset(soa.name, soa.rdtype, ttl, soa.rdatas)
 
 
-def resolve(index: ZoneIndex, qname: str, qtype: int) -> Resolution:
-    """Answer `qname`/`qtype` from `index` (see the module table)."""
+def resolve(index: ZoneIndex, qname: str, qtype: int, dnssec: bool = False) -> Resolution:
+    """Answer `qname`/`qtype` from `index` (see the module table).
+
+    `dnssec`: the question asked for DNSSEC records (DO): ANY answers include the RRSIGs,
+    and in a signed zone a query wildcard label is an ordinary label (what it would match
+    cannot be proved; `dnsserver.proof` adds the signatures and denials)."""
     zone = index.find(qname)
     if zone is None:
         return Resolution(in_zone=False)
@@ -99,6 +106,7 @@ def resolve(index: ZoneIndex, qname: str, qtype: int) -> Resolution:
     links = 0
     while True:
         depends.add(name)
+        result.final = name
         if zone.cuts:
             cut = _closest_cut(zone, name)
             if cut is not None and not (cut == name and qtype == _DS):
@@ -109,15 +117,22 @@ def resolve(index: ZoneIndex, qname: str, qtype: int) -> Resolution:
         node: Mapping[int, RRset] | None = zone.node(name)
         synthesized = False
         if node is None:
-            if name == qname and _has_query_wildcard(qname):
+            if (
+                name == qname
+                and _has_query_wildcard(qname)
+                and not (dnssec and zone.chain is not None)
+            ):
                 matched = _query_wildcard(zone, qname, qtype)
                 if matched is not None:
                     _add_additional(index, matched)
                     return matched
             if not zone.exists(name) and zone.has_wildcards:
                 depends.add(zone.origin)
-                node = _wildcard_record(zone, name)
+                source = _wildcard_source(zone, name)
+                node = None if source is None else zone.node(source)
                 synthesized = node is not None
+                if synthesized:
+                    result.wildcard = source
             if node is None:
                 nxdomain = not zone.exists(name)
                 if nxdomain:
@@ -128,11 +143,17 @@ def resolve(index: ZoneIndex, qname: str, qtype: int) -> Resolution:
         if qtype == ANY:
             result.answer.extend(
                 _owned(rrset, name, synthesized)
-                for rrset in node.values()
-                if rrset.rdtype != ADDRESS_CNAME
+                for key, rrset in node.items()
+                if rrset.rdtype != ADDRESS_CNAME and (dnssec or key <= 0xFFFF)
             )
             break
-        rrset = node.get(qtype) if qtype != ADDRESS_CNAME else None
+        if qtype == RRSIG:
+            result.answer.extend(
+                _owned(rrset, name, synthesized) for key, rrset in node.items() if key > 0xFFFF
+            )
+            if result.answer:
+                break
+        rrset = node.get(qtype) if qtype not in (ADDRESS_CNAME, RRSIG) else None
         if rrset is not None:
             result.answer.append(_owned(rrset, name, synthesized))
             break
@@ -196,14 +217,22 @@ def _referral(index: ZoneIndex, zone: Zone, cut: str, depends: set[str]) -> Reso
     return result
 
 
-def _wildcard_record(zone: Zone, name: str) -> Mapping[int, RRset] | None:
-    """RFC 4592: the `*` node below the closest encloser of a name that does not exist."""
+def closest_encloser(zone: Zone, name: str) -> str | None:
+    """The longest existing ancestor of a name that does not exist (RFC 4592 §3.3.1)."""
     encloser = parent(name)
     while encloser is not None and not zone.exists(encloser):
         encloser = parent(encloser)
+    return encloser
+
+
+def _wildcard_source(zone: Zone, name: str) -> str | None:
+    """RFC 4592: the `*` name below the closest encloser of a name that does not exist,
+    when it owns data."""
+    encloser = closest_encloser(zone, name)
     if encloser is None:
         return None
-    return zone.node("*." + encloser if encloser != ROOT else "*.")
+    source = "*." + encloser if encloser != ROOT else "*."
+    return source if zone.node(source) is not None else None
 
 
 def _has_query_wildcard(qname: str) -> bool:

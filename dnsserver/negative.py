@@ -77,6 +77,7 @@ class NegativeAnswers:
         if data[pos + 3 : end] != _CLASS_IN or data[pos + 1 : pos + 3] in _SKIPPED_TYPES:
             return None
         additional = data[10:12]
+        do = 0
         if additional == _NO_ADDITIONAL:
             if end != size or cookie:
                 return None
@@ -90,7 +91,8 @@ class NegativeAnswers:
                 or int.from_bytes(data[end + 9 : end + 11], "big") != rdlen
             ):
                 return None
-            opt = self._opt_do if data[end + 7] & 0x80 else self._opt
+            do = data[end + 7] & 0x80
+            opt = self._opt_do if do else self._opt
             if cookie:
                 opt = opt[:-2] + len(cookie).to_bytes(2, "big") + cookie
         else:
@@ -104,6 +106,8 @@ class NegativeAnswers:
         zone = self._index.find(qname)
         if zone is None or zone.has_wildcards or zone.exists(qname):
             return None
+        if do and zone.chain is not None:
+            return None  # a signed zone's DO answer carries its NSEC proof (`proof`)
         if zone.cuts:  # at or below a delegation: a referral
             name, origin, cuts = qname, zone.origin, zone.cuts
             while name != origin:

@@ -71,6 +71,7 @@ from dnsserver.message import (
 from dnsserver.name import reverse_network
 from dnsserver.negative import NegativeAnswers
 from dnsserver.notify import Notifier
+from dnsserver.proof import add_proofs, any_signed
 from dnsserver.rdata import AAAA, PTR, A
 from dnsserver.rrl import SLIP, RateLimiter, slip_response
 from dnsserver.stats import Counters, DNSStats
@@ -403,8 +404,10 @@ class DNSService:
         if query.qclass not in (CLASS_IN, CLASS_ANY):  # transfers went to _transfer_udp
             return _Reply(render_error(data, REFUSED, query, cookie + options))
         limit = min(query.udp_size, self.max_udp_size) if udp else TCP_MAX_MESSAGE
-        result = resolve(index, query.qname, query.qtype)
-        if network >= 0 and result.answer:
+        result = resolve(index, query.qname, query.qtype, query.do)
+        if query.do and result.in_zone and any_signed(index):
+            add_proofs(index, result)  # signatures cover whole RRsets: no network subset
+        elif network >= 0 and result.answer:
             result.answer = _same_network(result.answer, self._networks[network])
         forwarder = self.forwarder
         if (
