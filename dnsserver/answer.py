@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 
 from dnsserver.message import NOERROR, NXDOMAIN
 from dnsserver.name import ROOT, parent, split_labels
+from dnsserver.nsec import chain_of
 from dnsserver.rdata import (
     AAAA,
     ADDITIONAL_TYPES,
@@ -120,7 +121,7 @@ def resolve(index: ZoneIndex, qname: str, qtype: int, dnssec: bool = False) -> R
             if (
                 name == qname
                 and _has_query_wildcard(qname)
-                and not (dnssec and zone.chain is not None)
+                and not (dnssec and chain_of(zone) is not None)
             ):
                 matched = _query_wildcard(zone, qname, qtype)
                 if matched is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -181,44 +180,3 @@ def rrsig_expiration(rdata: bytes) -> int:
 
 def rrsig_key_tag(rdata: bytes) -> int:
     return int.from_bytes(rdata[16:18], "big")
-
-
-def type_bitmap(types: Iterable[int]) -> bytes:
-    """RFC 4034 §4.1.2 type bit maps of a set of types."""
-    windows: dict[int, bytearray] = {}
-    for rdtype in sorted(set(types)):
-        window, low = divmod(rdtype, 256)
-        bits = windows.setdefault(window, bytearray())
-        octet = low // 8
-        if len(bits) <= octet:
-            bits.extend(b"\x00" * (octet + 1 - len(bits)))
-        bits[octet] |= 0x80 >> (low % 8)
-    return b"".join(bytes((window, len(bits))) + bits for window, bits in sorted(windows.items()))
-
-
-def nsec_rdata(next_name: str, types: Iterable[int]) -> bytes:
-    """NSEC rdata: the next owner name in canonical order and the types at this name (the
-    caller includes RRSIG and NSEC themselves)."""
-    return name_to_wire(next_name) + type_bitmap(types)
-
-
-def nsec_next(rdata: bytes) -> bytes:
-    """The next-name field of NSEC rdata, in wire form."""
-    offset = 0
-    while rdata[offset]:
-        offset += rdata[offset] + 1
-    return rdata[: offset + 1]
-
-
-def canonical_key(name: str) -> tuple[bytes, ...]:
-    """Sort key of RFC 4034 §6.1 canonical name order: labels compared right to left, each
-    as lower-case octets."""
-    wire = name_to_wire(name)
-    labels = []
-    offset = 0
-    while wire[offset]:
-        length = wire[offset]
-        labels.append(wire[offset + 1 : offset + 1 + length].lower())
-        offset += length + 1
-    labels.reverse()
-    return tuple(labels)

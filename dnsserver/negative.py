@@ -25,6 +25,7 @@ import re
 
 from dnsserver.message import NXDOMAIN, RR_FIXED, opt_record
 from dnsserver.name import name_to_wire
+from dnsserver.nsec import chain_of
 from dnsserver.rdata import SOA
 from dnsserver.zone import Zone
 from dnsserver.zonestore import ZoneIndex
@@ -106,7 +107,7 @@ class NegativeAnswers:
         zone = self._index.find(qname)
         if zone is None or zone.has_wildcards or zone.exists(qname):
             return None
-        if do and zone.chain is not None:
+        if do and chain_of(zone) is not None:
             return None  # a signed zone's DO answer carries its NSEC proof (`proof`)
         if zone.cuts:  # at or below a delegation: a referral
             name, origin, cuts = qname, zone.origin, zone.cuts

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dnsserver.answer import Resolution, closest_encloser
 from dnsserver.message import NXDOMAIN
 from dnsserver.name import ROOT
+from dnsserver.nsec import chain_of
 from dnsserver.rdata import NS, SOA
 from dnsserver.zone import NSEC, RRSIG, RRset, Zone, rrsig_key
 from dnsserver.zonestore import ZoneIndex
@@ -35,14 +36,14 @@ _DS = 43
 
 def any_signed(index: ZoneIndex) -> bool:
     """Whether a zone of `index` is signed (has an NSEC chain)."""
-    return any(zone.chain is not None for zone in index)
+    return any(chain_of(zone) is not None for zone in index)
 
 
 def add_proofs(index: ZoneIndex, result: Resolution) -> None:
     """Add RRSIGs and NSEC proofs to `result` (see the module table)."""
     final = result.final
     zone = index.find(final) if final else None
-    if zone is not None and zone.chain is not None:
+    if zone is not None and chain_of(zone) is not None:
         denial = _denial(zone, result)
         if denial:
             result.authority.extend(denial)
@@ -95,7 +96,7 @@ def _with_signatures(
         if rrset.rdtype == RRSIG:
             continue
         zone = index.find(rrset.name)
-        if zone is None or zone.chain is None:
+        if zone is None or chain_of(zone) is None:
             continue
         # An answer made from an RFC 4592 wildcard carries the wildcard's signatures.
         source = wildcard if wildcard is not None and rrset.name == final else rrset.name

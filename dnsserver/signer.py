@@ -40,14 +40,13 @@ from dnsserver.dnssec import (
     NSEC,
     RRSIG,
     SigningKey,
-    canonical_key,
-    nsec_rdata,
     rrsig_expiration,
     rrsig_key_tag,
     rrsig_rdata,
 )
 from dnsserver.errors import ZoneError
 from dnsserver.name import is_subdomain, parent, parse_name
+from dnsserver.nsec import Chain, canonical_key, nsec_rdata
 from dnsserver.rdata import ADDRESS_CNAME, CNAME, NS, SOA, rdtype_from_text
 from dnsserver.zone import PatchKey, RRset, Zone, rrsig_key
 
@@ -78,42 +77,6 @@ class SigningPolicy:
     def __post_init__(self) -> None:
         if not 0 < self.refresh < self.validity:
             raise ValueError("the signature refresh must be shorter than the validity")
-
-
-class Chain:
-    """The names of a signed zone that own NSEC records, in canonical order."""
-
-    __slots__ = ("keys", "names")
-
-    def __init__(self, names: list[str], keys: list[tuple[bytes, ...]] | None = None) -> None:
-        self.names = names
-        self.keys = keys if keys is not None else [canonical_key(name) for name in names]
-
-    @classmethod
-    def of(cls, names: Sequence[str]) -> Chain:
-        ordered = sorted((canonical_key(name), name) for name in names)
-        return cls([name for _, name in ordered], [key for key, _ in ordered])
-
-    def before(self, name: str) -> str:
-        """The last name of the chain at or before `name` (the apex for names before the
-        first: every name of a zone sorts after its apex)."""
-        index = bisect.bisect_right(self.keys, canonical_key(name)) - 1
-        return self.names[max(index, 0)]
-
-    def after(self, name: str) -> str:
-        """The chain's name after `name` (which is in the chain), wrapping to the apex."""
-        index = bisect.bisect_right(self.keys, canonical_key(name))
-        return self.names[index % len(self.names)]
-
-    def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        key = canonical_key(name)
-        index = bisect.bisect_left(self.keys, key)
-        return index < len(self.keys) and self.keys[index] == key
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 def is_dnssec_key(key: int) -> bool:

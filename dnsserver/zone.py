@@ -30,7 +30,7 @@ from dnsserver.rdata import (
 )
 
 if TYPE_CHECKING:
-    from dnsserver.signer import Chain
+    from dnsserver.nsec import Chain
 
 RRSIG = 46
 NSEC = 47
