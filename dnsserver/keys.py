@@ -543,8 +543,8 @@ class KeyStore:
             raise KeyFileError(
                 str(path),
                 "",
-                f"missing, but {orphans[0].name} (and {len(orphans) - 1} more) are there: "
-                "restore it rather than have new keys made over them",
+                f"missing while key files are there ({', '.join(p.name for p in orphans)}): "
+                "restore it; new keys are never made over existing ones",
                 origin,
             )
 
