@@ -192,6 +192,8 @@ class KeyRow:
 class _Zone:
     keys: ZoneKeys
     signing: dict[int, SigningKey]
+    path: str
+    """The zone's keys.json."""
     stamp: tuple[int, int, int] | None
     """``keys.json`` as last read or written (inode, mtime, size)."""
 
@@ -226,6 +228,7 @@ class KeyStore:
         self.policy = policy or KeyPolicy()
         self._clock = clock
         self._zones: dict[str, _Zone] = {}
+        self._warned: dict[str, tuple[int, int, int] | None] = {}
         self._lock = threading.Lock()
 
     def zone_directory(self, zone: str) -> Path:
@@ -234,13 +237,15 @@ class KeyStore:
     def keys(self, zone: str) -> ZoneKeys:
         """The zone's keys now: made on first use, moved to the clock, saved when changed.
 
-        Raises KeyFileError when the zone's files are damaged (nothing is changed then)."""
+        Raises KeyFileError when the zone's files are damaged and this store has not read
+        them before; when it has, it logs a WARNING and keeps the keys it holds (nothing
+        moves on until the files are fixed)."""
         origin = zone_origin(zone)
         now = self._clock()
         cached = self._zones.get(origin)
         if cached is not None:
             due = cached.keys.next_event
-            if (due is None or now < due) and _stamp(self._state_path(origin)) == cached.stamp:
+            if (due is None or now < due) and _stamp(cached.path) == cached.stamp:
                 return cached.keys
         return self._change(origin, now, None)
 
@@ -480,7 +485,16 @@ class KeyStore:
             if cached is not None and stamp == cached.stamp:
                 before = cached.keys.timings
             elif stamp is not None:
-                before = self._load(origin, path, signing)
+                try:
+                    before = self._load(origin, path, signing)
+                except KeyFileError as exc:
+                    if cached is None or change is not None:
+                        raise
+                    # Like a bad zone file: the keys in use stay until the file is fixed.
+                    if stamp != self._warned.get(origin):
+                        self._warned[origin] = stamp
+                        log.warning("%s; keeping the keys in use", exc)
+                    return cached.keys
             elif cached is not None:
                 log.warning("%s is gone: writing the keys in use back", path)
             else:
@@ -500,7 +514,7 @@ class KeyStore:
                 cached.stamp = stamp
                 return cached.keys
             zone_keys = self._zone_keys(origin, keys, signing)
-            self._zones[origin] = _Zone(zone_keys, signing, stamp)
+            self._zones[origin] = _Zone(zone_keys, signing, str(path), stamp)
             return zone_keys
 
     def _zone_keys(
@@ -692,9 +706,9 @@ def _optional_number(value: object) -> bool:
     return value is None or _number(value)
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
+def _stamp(path: Path | str) -> tuple[int, int, int] | None:
     try:
-        status = path.stat()
+        status = os.stat(path)
     except FileNotFoundError:
         return None
     return (status.st_ino, status.st_mtime_ns, status.st_size)

@@ -329,3 +329,16 @@ def test_bad_policies_are_refused() -> None:
         KeyPolicy(zsk_lifetime=60)
     with pytest.raises(ValueError, match="unsupported"):
         KeyPolicy(algorithm=8)
+
+
+def test_a_running_store_keeps_its_keys_when_the_file_goes_bad(
+    tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    keystore = store(tmp_path, clock)
+    keys = keystore.keys("docker.")
+    (tmp_path / "docker" / "keys.json").write_text("{")
+    assert keystore.keys("docker.") is keys
+    assert keystore.keys("docker.") is keys
+    assert [r.levelname for r in caplog.records if "keeping the keys" in r.message] == ["WARNING"]
+    with pytest.raises(KeyFileError):
+        keystore.roll("docker.", "ksk")
