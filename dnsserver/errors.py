@@ -3,7 +3,10 @@
     DnsServerError                 root: catch this to catch everything below
      ├── ZoneError                 zone content is invalid (no SOA, CNAME beside data, ...)
      │    └── ZoneLoadError        the same, or a syntax error, found in a zone file
-     └── MessageError              a DNS message that cannot be parsed
+     ├── MessageError              a DNS message that cannot be parsed
+     └── KeyStoreError             DNSSEC keys: a request that cannot be done now (a roll
+          │                        already under way, a ZSK roll of a zone with one key)
+          └── KeyFileError         a key file or a zone's keys.json is missing or damaged
 
 Fields are attributes so callers (the CLI, the reconciler, logs) can format them.
 """
@@ -51,3 +54,26 @@ class MessageError(DnsServerError):
         self.reason = reason
         self.header = header
         super().__init__(reason)
+
+
+class KeyStoreError(DnsServerError):
+    """The DNSSEC key store cannot do what was asked."""
+
+    def __init__(self, zone: str, reason: str) -> None:
+        self.zone = zone
+        self.reason = reason
+        super().__init__(f"DNSSEC keys of {zone}: {reason}")
+
+
+class KeyFileError(KeyStoreError):
+    """A file of the key store is missing or damaged; prints as
+    `keys/docker/keys.json: keys[0].state: must be one of ...`. Never repaired by making new
+    keys: the zone's keys stay as they were until the file is fixed."""
+
+    def __init__(self, path: str, field: str, reason: str, zone: str = "") -> None:
+        self.path = path
+        self.field = field
+        self.zone = zone
+        self.reason = reason
+        where = f"{path}: {field}" if field else path
+        Exception.__init__(self, f"{where}: {reason}")

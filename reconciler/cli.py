@@ -10,6 +10,7 @@ done; 2 usage or configuration error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
@@ -193,7 +194,53 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "rdtype", metavar="TYPE", nargs="?", default="", help="only this record type"
     )
+    _dnssec_commands(commands)
     return parser
+
+
+def _dnssec_commands(commands: Any) -> None:
+    """``dockzone dnssec keys|ds|roll|ds-seen``, each with the settings of ``dnssec``."""
+    summary = "DNSSEC keys: list them, print the DS for the parent, roll them."
+    dnssec = commands.add_parser("dnssec", help=summary, description=summary, allow_abbrev=False)
+    actions = dnssec.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(
+        name: str, text: str, handler: Callable[[Context, argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = actions.add_parser(
+            name, help=text, description=text, allow_abbrev=False
+        )
+        _common_options(sub, "dnssec")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    keys = action("keys", "List the keys: zone, tag, role, state, next event.", cmd_dnssec_keys)
+    keys.add_argument("zone", metavar="ZONE", nargs="?", default="", help="only this zone")
+    ds = action(
+        "ds",
+        "Print the DS records the parent zone should hold now (makes the keys if none exist).",
+        cmd_dnssec_ds,
+    )
+    roll = action("roll", "Start a key rollover now.", cmd_dnssec_roll)
+    kind = roll.add_mutually_exclusive_group(required=True)
+    kind.add_argument(
+        "--zsk", dest="kind", action="store_const", const="zsk", help="a new ZSK (pre-publish)"
+    )
+    kind.add_argument(
+        "--ksk",
+        dest="kind",
+        action="store_const",
+        const="ksk",
+        help="a new KSK or combined key (double-DS: its DS goes to the parent first)",
+    )
+    kind.add_argument("--csk", dest="kind", action="store_const", const="csk", help="as --ksk")
+    seen = action(
+        "ds-seen",
+        "The parent serves the new KSK's DS: the key enters the DNSKEY RRset after the DS TTL.",
+        cmd_dnssec_ds_seen,
+    )
+    for sub in (ds, roll, seen):
+        sub.add_argument("zone", metavar="ZONE", help="zone name, like docker.")
 
 
 def main(
@@ -233,24 +280,29 @@ def log_level(args: argparse.Namespace) -> str:
 # --- commands ---------------------------------------------------------------------------
 
 
-def _offline(command: str) -> Callable[[Context, argparse.Namespace], int]:
-    """The handler of an offline command, imported when it runs (``offline``)."""
+def _deferred(module: str, command: str) -> Callable[[Context, argparse.Namespace], int]:
+    """The handler `command` of ``reconciler.<module>``, imported when it runs: ``offline``
+    (the index, the planner, the zone file writer), ``keys`` (``cryptography``)."""
 
     def handler(ctx: Context, args: argparse.Namespace) -> int:
-        from reconciler import offline  # noqa: PLC0415 - `run` binds DNS before these load
-
-        run: Callable[[Context, argparse.Namespace], int] = getattr(offline, command)
+        # `run` binds DNS before these load; other commands do not load them at all.
+        loaded = importlib.import_module(f"reconciler.{module}")
+        run: Callable[[Context, argparse.Namespace], int] = getattr(loaded, command)
         return run(ctx, args)
 
     return handler
 
 
-cmd_render = _offline("cmd_render")
-cmd_diff = _offline("cmd_diff")
-cmd_apply = _offline("cmd_apply")
-cmd_zones = _offline("cmd_zones")
-cmd_show = _offline("cmd_show")
-cmd_explain = _offline("cmd_explain")
+cmd_render = _deferred("offline", "cmd_render")
+cmd_diff = _deferred("offline", "cmd_diff")
+cmd_apply = _deferred("offline", "cmd_apply")
+cmd_zones = _deferred("offline", "cmd_zones")
+cmd_show = _deferred("offline", "cmd_show")
+cmd_explain = _deferred("offline", "cmd_explain")
+cmd_dnssec_keys = _deferred("keys", "cmd_keys")
+cmd_dnssec_ds = _deferred("keys", "cmd_ds")
+cmd_dnssec_roll = _deferred("keys", "cmd_roll")
+cmd_dnssec_ds_seen = _deferred("keys", "cmd_ds_seen")
 
 
 class _Stopped(Exception):

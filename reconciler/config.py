@@ -247,6 +247,34 @@ def _grace(value: Any, where: str) -> float:
     return number
 
 
+DNSSEC_COMMANDS = ("run", "serve", "dnssec")
+DNSSEC_ALGORITHMS = ("ECDSAP256SHA256", "ED25519")
+"""The mnemonics of ``dnsserver.dnssec.ALGORITHMS`` (not imported here: it loads
+``cryptography``, which most commands do not need)."""
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"(\d+)([smhdw])")
+
+
+def _algorithm(value: Any, where: str) -> str:
+    text = _text(value, where).strip().upper()
+    if text not in DNSSEC_ALGORITHMS:
+        raise ConfigError(f"{where}: must be {' or '.join(DNSSEC_ALGORITHMS)}, not {value!r}")
+    return text
+
+
+def _duration(value: Any, where: str) -> int:
+    """Whole seconds (``86400``) or a duration of units s, m, h, d, w (``30d``, ``1w2d``)."""
+    text = _text(value, where).strip().lower()
+    if text.isdigit():
+        return int(text)
+    parts = _DURATION.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        raise ConfigError(
+            f"{where}: must be seconds or a duration like 30d, 12h or 1w2d, not {value!r}"
+        )
+    return sum(int(number) * _UNITS[unit] for number, unit in parts)
+
+
 def _fraction(value: Any, where: str) -> float:
     try:
         number = float(value)
@@ -724,6 +752,40 @@ OPTIONS = (
         commands=("run", "serve"),
     ),
     Option(
+        "dnssec_keys",
+        _path,
+        lambda: state_directory() / "keys",
+        "directory of the zones' DNSSEC keys (one folder per zone, private files 0600)",
+        "DIR",
+        commands=DNSSEC_COMMANDS,
+    ),
+    Option(
+        "dnssec_algorithm",
+        _algorithm,
+        lambda: "ECDSAP256SHA256",
+        "algorithm of new DNSSEC keys",
+        "|".join(DNSSEC_ALGORITHMS),
+        commands=DNSSEC_COMMANDS,
+    ),
+    Option(
+        "dnssec_split_keys",
+        _boolean,
+        lambda: False,
+        "give new zones a KSK (signs the DNSKEY RRset) and a ZSK (signs the rest) instead of "
+        "one combined signing key",
+        switch=True,
+        commands=DNSSEC_COMMANDS,
+    ),
+    Option(
+        "dnssec_zsk_lifetime",
+        _duration,
+        lambda: 30 * 86400,
+        "how long a ZSK signs before the next one takes over (pre-publication), in seconds or "
+        "like 30d, 12h, 1w2d; 0: only on command",
+        "SECONDS|DURATION",
+        commands=DNSSEC_COMMANDS,
+    ),
+    Option(
         "max_delete_fraction",
         _fraction,
         lambda: 0.5,
@@ -1030,6 +1092,10 @@ class Settings:
     also_notify: tuple[tuple[str, int], ...]
     journal_size: int
     resync: float
+    dnssec_keys: Path
+    dnssec_algorithm: str
+    dnssec_split_keys: bool
+    dnssec_zsk_lifetime: int
     max_delete_fraction: float
     docker: str
     tlsverify: bool
