@@ -46,7 +46,7 @@ from dnsserver.dnssec import (
 )
 from dnsserver.errors import ZoneError
 from dnsserver.name import is_subdomain, parent, parse_name
-from dnsserver.nsec import Chain, canonical_key, nsec_rdata
+from dnsserver.nsec import Chain, canonical_key, chain_of, nsec_rdata
 from dnsserver.rdata import ADDRESS_CNAME, CNAME, NS, SOA, rdtype_from_text
 from dnsserver.zone import PatchKey, RRset, Zone, rrsig_key
 
@@ -127,7 +127,8 @@ class Signer:
         self.signs = signs
         self.policy = policy or SigningPolicy()
         self.clock = clock
-        self._used: dict[str, KeySet] = {}  # the keys each zone was last signed with
+        self._used: dict[str, _Tags] = {}  # the keys each zone was last signed with
+        self._earliest: dict[str, int] = {}  # the earliest expiration of a zone's signatures
         self.signatures = 0  # RRSIGs made since start (for /metrics and the benchmark)
 
     # -- signatures ------------------------------------------------------------------------
@@ -176,6 +177,11 @@ class Signer:
         origin = zone.origin
         keys = self.keys(origin)
         now = int(self.clock())
+        if self._complete(zone, keys, now):
+            chain_of(zone)
+            self._used[origin] = _tags(keys)
+            self._earliest[origin] = _earliest(zone)
+            return zone  # loaded as this signer left it (the served snapshot, a signed file)
         sources = [zone] if previous is None else [zone, previous]
         datas: dict[str, dict[int, RRset]] = {}
         for name in zone.names:
@@ -206,8 +212,38 @@ class Signer:
                     node[_sig_key(rdtype)] = group
         signed = Zone(origin, nodes)
         signed.chain = chain
-        self._used[origin] = keys
+        self._used[origin] = _tags(keys)
+        self._earliest[origin] = _earliest(signed)
         return signed
+
+    def _complete(self, zone: Zone, keys: KeySet, now: int) -> bool:
+        """Whether `zone` is already signed with `keys` and nothing is due: its DNSKEY
+        RRset is theirs, and every name that owns data has its NSEC and every RRset its
+        signatures by the signing keys, fresh. One pass over the zone, no signing."""
+        origin = zone.origin
+        dnskey = zone.get(origin, DNSKEY)
+        if (
+            dnskey is None
+            or dnskey.ttl != self.policy.dnskey_ttl
+            or dnskey.rdatas != tuple(key.dnskey for key in keys.published)
+            or zone.get(origin, NSEC) is None
+            or zone.cuts
+        ):
+            return False
+        zsk = frozenset(key.tag for key in keys.zsk)
+        ksk = frozenset(key.tag for key in keys.ksk)
+        for name in zone.names:
+            node = zone.node(name)
+            assert node is not None
+            if NSEC not in node:
+                return False
+            for key, rrset in node.items():
+                if key > 0xFFFF:
+                    continue
+                tags = ksk if key == DNSKEY else zsk
+                if not self._fresh(node.get(_sig_key(key)), tags, rrset.ttl, now):
+                    return False
+        return True
 
     def _kept(self, sources: Sequence[Zone], rrset: RRset, keys: KeySet, now: int) -> RRset | None:
         name, rdtype = rrset.name, rrset.rdtype
@@ -235,7 +271,7 @@ class Signer:
         origin = zone.origin
         chain = zone.chain
         keys = self.keys(origin)
-        if chain is None or self._used.get(origin) is not keys:
+        if chain is None or self._used.get(origin) != _tags(keys):
             return None
         now = int(self.clock())
         by_name: dict[str, list[tuple[int, RRset | None]]] = {}
@@ -308,43 +344,64 @@ class Signer:
     # -- refresh ---------------------------------------------------------------------------
 
     def due(self, zone: Zone) -> bool:
-        """Whether `zone` needs `refresh`: its keys changed, or a signature is due."""
-        if self._used.get(zone.origin) is not self.keys(zone.origin):
+        """Whether `zone` needs `refresh`: its keys changed, or a signature may be due.
+        Cheap (no pass over the zone): the signer remembers the earliest expiration of the
+        signatures it made or kept for each zone."""
+        origin = zone.origin
+        if self._used.get(origin) != _tags(self.keys(origin)):
             return True
-        return bool(self._expiring(zone))
-
-    def _expiring(self, zone: Zone) -> list[tuple[str, int]]:
-        due = int(self.clock()) + self.policy.refresh
-        found = []
-        for rrset in zone.rrsets():
-            if rrset.rdtype == RRSIG and any(rrsig_expiration(r) <= due for r in rrset.rdatas):
-                covered = (rrset.rdatas[0][0] << 8) | rrset.rdatas[0][1]
-                found.append((rrset.name, covered))
-        return found
+        earliest = self._earliest.get(origin)
+        if earliest is None:
+            earliest = self._earliest[origin] = _earliest(zone)
+        return earliest <= int(self.clock()) + self.policy.refresh
 
     def refresh(self, zone: Zone) -> tuple[dict[PatchKey, RRset | None], Chain] | Zone | None:
         """What keeps `zone` signed now: a patch re-signing the RRsets whose signatures are
         due (with the zone's chain), the zone signed whole when its keys changed, or None."""
         origin = zone.origin
-        if self._used.get(origin) is not self.keys(origin):
+        if self._used.get(origin) != _tags(self.keys(origin)):
             return self.sign_zone(zone, previous=zone)
-        expiring = self._expiring(zone)
-        if not expiring or zone.chain is None:
+        chain = chain_of(zone)
+        if chain is None:
             return None
         keys = self.keys(origin)
         now = int(self.clock())
+        due = now + self.policy.refresh
         patch: dict[PatchKey, RRset | None] = {}
-        for name, covered in expiring:
-            rrset = zone.get(name, covered)
-            if rrset is None and covered == CNAME:
-                rrset = zone.get(name, ADDRESS_CNAME)
-            if rrset is None:
-                patch[(name, _sig_key(covered))] = None
+        remaining = [now + self.policy.validity]
+        for rrset in zone.rrsets():
+            if rrset.rdtype != RRSIG:
                 continue
-            patch[(name, _sig_key(covered))] = self._sign(
-                origin, rrset, self._keys_for(covered, keys), now
-            )
-        return patch, zone.chain
+            expires = min(rrsig_expiration(r) for r in rrset.rdatas)
+            if expires > due:
+                remaining.append(expires)
+                continue
+            name = rrset.name
+            covered = (rrset.rdatas[0][0] << 8) | rrset.rdatas[0][1]
+            signed = zone.get(name, covered)
+            if signed is None and covered == CNAME:
+                signed = zone.get(name, ADDRESS_CNAME)
+            group = None
+            if signed is not None:
+                group = self._sign(origin, signed, self._keys_for(covered, keys), now)
+                if group is not None:
+                    remaining.append(min(rrsig_expiration(r) for r in group.rdatas))
+            patch[(name, _sig_key(covered))] = group
+        self._earliest[origin] = min(remaining)
+        return (patch, chain) if patch else None
+
+
+def _earliest(zone: Zone) -> int:
+    """The earliest expiration of the zone's signatures (far ahead when it has none)."""
+    return min(
+        (
+            rrsig_expiration(rdata)
+            for rrset in zone.rrsets()
+            if rrset.rdtype == RRSIG
+            for rdata in rrset.rdatas
+        ),
+        default=0xFFFFFFFF,
+    )
 
 
 def _nsec(name: str, next_name: str, data: Mapping[int, RRset], ttl: int) -> RRset:
@@ -360,6 +417,19 @@ def unsigned_changes(changes: Mapping[PatchKey, RRset | None]) -> dict[PatchKey,
         rdtype = type_key if isinstance(type_key, int) else rdtype_from_text(type_key)
         out[(name, _sig_key(rdtype))] = None
     return out
+
+
+_Tags = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+
+
+def _tags(keys: KeySet) -> _Tags:
+    """What a zone's signatures depend on: the tags of the published, KSK and ZSK keys
+    (a key store may hand out a new object holding the same keys)."""
+    return (
+        tuple(key.tag for key in keys.published),
+        tuple(key.tag for key in keys.ksk),
+        tuple(key.tag for key in keys.zsk),
+    )
 
 
 def _sig_key(rdtype: int) -> int:

@@ -46,7 +46,7 @@ from dnsserver.rdata import (
     rdtype_from_text,
     split_rdata,
 )
-from dnsserver.zone import RRset, Zone, ZoneBuilder
+from dnsserver.zone import NSEC, RRset, Zone, ZoneBuilder
 
 _CLASSES = frozenset({"IN", "CH", "HS", "CS", "ANY"})
 _MAX_INCLUDE_DEPTH = 8
@@ -429,6 +429,26 @@ def rrset_lines(rrset: RRset) -> list[str]:
         rdata = dns.rdata.from_wire(dns.rdataclass.IN, rdtype, wire, 0, len(wire))
         lines.append(f"{rrset.name} {rrset.ttl} IN {mnemonic} {rdata.to_text()}")
     return lines
+
+
+_DNSKEY = 48
+
+
+def dnssec_text(zone: Zone) -> str:
+    """The DNSKEY, NSEC and RRSIG records of a signed zone in master-file form (the
+    signatures of dockzone's own `ADDRESS_CNAME`, which a file cannot hold, left out)."""
+    lines: list[str] = []
+    for name in sorted(zone.names):
+        node = zone.node(name)
+        assert node is not None
+        for key, rrset in node.items():
+            if key > 0xFFFF:
+                if key & 0xFFFF == CNAME and CNAME not in node:
+                    continue  # the signature of an ADDRESS_CNAME
+            elif key not in (_DNSKEY, NSEC):
+                continue
+            lines.extend(rrset_lines(rrset))
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def zone_to_text(zone: Zone) -> str:

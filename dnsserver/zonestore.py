@@ -255,18 +255,54 @@ class ZoneStore:
             return zone.patched_with_names(changes)
         from dnsserver.signer import unsigned_changes  # noqa: PLC0415 (signing is optional)
 
+        refreshed: frozenset[str] | None = frozenset()
+        if signer.due(zone):  # signatures due, or new keys: refreshed in the same swap
+            zone, refreshed = self._resigned(zone)
         signed = signer.sign_patch(zone, changes)
         if signed is None:  # signed whole: every answer of the zone may differ
             return signer.sign_zone(zone.patched(unsigned_changes(changes)), zone), None
         patch, chain = signed
         new, names = zone.patched_with_names(patch)
         new.chain = chain
-        return new, names
+        if names is None or refreshed is None:
+            return new, None
+        return new, names | refreshed
 
-    def resign(self) -> ZoneIndex:
-        """Refresh the signatures that are due and follow key changes (a rollover step):
-        a patch per zone, or the zone signed whole when its keys changed. Returns the new
-        index (the current one when nothing was due)."""
+    def _resigned(
+        self, zone: Zone, serial: int | None = None
+    ) -> tuple[Zone, frozenset[str] | None]:
+        """`zone` refreshed by the signer (and given SOA `serial`, re-signed, when not
+        None): the new zone and the names whose answers changed (None: any)."""
+        signer = self.signer
+        assert signer is not None
+        refreshed = signer.refresh(zone)
+        if isinstance(refreshed, Zone):
+            zone, names = refreshed, None
+        elif refreshed is not None:
+            patch, chain = refreshed
+            zone, names = zone.patched_with_names(patch)
+            zone.chain = chain
+        else:
+            names = frozenset()
+        if serial is not None:
+            soa = zone.soa
+            rdata = soa.rdatas[0]
+            rdata = rdata[:-20] + serial.to_bytes(4, "big") + rdata[-16:]
+            new_soa = RRset(soa.name, soa.rdtype, soa.ttl, (rdata,))
+            signed = signer.sign_patch(zone, {(zone.origin, soa.rdtype): new_soa})
+            assert signed is not None  # the keys were just followed
+            patch, chain = signed
+            zone, more = zone.patched_with_names(patch)
+            zone.chain = chain
+            names = None if names is None or more is None else names | more
+        return zone, names
+
+    def resign(self, bump: bool = True) -> ZoneIndex:
+        """Refresh the signatures that are due and follow key changes (a rollover step),
+        each refreshed zone with its SOA serial one higher when `bump` (secondaries then
+        transfer the new signatures; ``dockzone run`` refreshes through its passes instead,
+        where the zone files' serials are assigned). Returns the new index (the current one
+        when nothing was due)."""
         signer = self.signer
         if signer is None:
             return self._current
@@ -278,16 +314,8 @@ class ZoneStore:
             for origin, zone in current.zones.items():
                 if not signer.signs(origin) or not signer.due(zone):
                     continue
-                refreshed = signer.refresh(zone)
-                if refreshed is None:
-                    continue
-                if isinstance(refreshed, Zone):
-                    served[origin] = refreshed
-                    anywhere = True
-                    continue
-                patch, chain = refreshed
-                served[origin], names = zone.patched_with_names(patch)
-                served[origin].chain = chain
+                serial = (zone.serial + 1) & 0xFFFFFFFF if bump else None
+                served[origin], names = self._resigned(zone, serial)
                 if names is None:
                     anywhere = True
                 else:

@@ -327,6 +327,9 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
             where = ctx.settings.dns
             print(f"dockzone: cannot serve DNS on {where}: {exc.strerror or exc}", file=ctx.err)
             return 1
+        except ConfigError as exc:
+            print(f"dockzone: {exc}", file=ctx.err)
+            return 2
         import asyncio  # noqa: PLC0415 - after the DNS socket, as everything below
 
         from reconciler import daemon  # noqa: PLC0415 - aiohttp, docker: after the DNS socket

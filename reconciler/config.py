@@ -275,6 +275,18 @@ def _duration(value: Any, where: str) -> int:
     return sum(int(number) * _UNITS[unit] for number, unit in parts)
 
 
+def _signed_zones(value: Any, where: str) -> tuple[str, ...]:
+    """``all``, or the zones to sign (names, comma-separated or repeated); empty: none."""
+    if value in ("", None, (), []):
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if isinstance(items, list | tuple) and any(
+        isinstance(item, str) and item.strip().lower() == "all" for item in items
+    ):
+        return ("all",)
+    return _domains(value, where)
+
+
 def _fraction(value: Any, where: str) -> float:
     try:
         number = float(value)
@@ -752,6 +764,41 @@ OPTIONS = (
         commands=("run", "serve"),
     ),
     Option(
+        "dnssec",
+        _signed_zones,
+        lambda: (),
+        "sign these zones with DNSSEC (repeatable or comma-separated; `all`: every zone served), "
+        "keys made on first use in --dnssec-keys",
+        "ZONE|all",
+        repeat=True,
+        commands=("run", "serve"),
+    ),
+    Option(
+        "signature_validity",
+        _duration,
+        lambda: 14 * 86400,
+        "how long a DNSSEC signature is valid (the last tenth spread per RRset)",
+        "SECONDS|DURATION",
+        commands=("run", "serve"),
+    ),
+    Option(
+        "signature_refresh",
+        _duration,
+        lambda: 5 * 86400,
+        "re-sign an RRset when less than this remains of its signature's validity",
+        "SECONDS|DURATION",
+        commands=("run", "serve"),
+    ),
+    Option(
+        "sign_zone_files",
+        _boolean,
+        lambda: False,
+        "write the signed zones' DNSKEY, RRSIG and NSEC records into their zone files too, so "
+        "BIND and CoreDNS serve the same signed data (needs --dnssec)",
+        switch=True,
+        commands=("run",),
+    ),
+    Option(
         "dnssec_keys",
         _path,
         lambda: state_directory() / "keys",
@@ -1092,6 +1139,10 @@ class Settings:
     also_notify: tuple[tuple[str, int], ...]
     journal_size: int
     resync: float
+    dnssec: tuple[str, ...]
+    signature_validity: int
+    signature_refresh: int
+    sign_zone_files: bool
     dnssec_keys: Path
     dnssec_algorithm: str
     dnssec_split_keys: bool
@@ -1195,6 +1246,13 @@ def resolve(
     for entry in values["allow_transfer"]:
         if entry.endswith(".") and entry not in keys:
             raise ConfigError(f"--allow-transfer {entry}: no --transfer-key has this name")
+    if not 0 < values["signature_refresh"] < values["signature_validity"]:
+        raise ConfigError(
+            f"--signature-refresh {values['signature_refresh']}: must be more than 0 and "
+            f"less than --signature-validity ({values['signature_validity']})"
+        )
+    if values["sign_zone_files"] and not values["dnssec"]:
+        raise ConfigError("--sign-zone-files: needs --dnssec (which zones to sign)")
     api_ttl = load_api_ttl(values["definitions"])
     if api_ttl is not None:
         values["ttl"] = api_ttl

@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import signal
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -21,7 +22,9 @@ from aiohttp import web
 from watchfiles import awatch
 
 from dnsserver import DNSService, ZoneDirectory, ZoneStore
+from dnsserver.errors import KeyStoreError
 from dnsserver.name import reverse_network
+from dnsserver.zonefile import dnssec_text
 from reconciler.config import Settings, parse_hostport
 from reconciler.core.triggers import Wakeup, next_wakeup
 from reconciler.errors import ConfigError
@@ -32,12 +35,22 @@ from reconciler.sinks.zonefiles import ZoneFileSink
 from reconciler.sources import MergedSource, Snapshot, Source
 from reconciler.sources.docker import DockerOptions, DockerSource
 from reconciler.sources.files import FilesSource
-from reconciler.warm import Early, save_served, start, start_dns, start_journal
+from reconciler.warm import (
+    Early,
+    make_signer,
+    save_served,
+    start,
+    start_dns,
+    start_journal,
+)
 
 if TYPE_CHECKING:
     from reconciler.etcdclient import EtcdClient
 
 log = logging.getLogger(__name__)
+
+SIGNATURE_CHECK = 60.0
+"""Seconds between checks for DNSSEC signatures due and key state changes."""
 
 
 def _signals(stop: asyncio.Event, hup: Callable[[], None]) -> None:
@@ -110,7 +123,10 @@ def make_sinks(settings: Settings, store: ZoneStore | None) -> list[Sink]:
     the zone files (rewriting a big zone file costs what the zone holds, so the servers
     fed by the others get the change first; the files' serials are assigned before any
     sink applies, in ``prepare``)."""
-    zonefiles = ZoneFileSink(settings.zones)
+    signed = None
+    if settings.sign_zone_files and store is not None and store.signer is not None:
+        signed = partial(signed_records, store)
+    zonefiles = ZoneFileSink(settings.zones, signed=signed)
     sinks: list[Sink] = []
     if store is not None:
         sinks.append(InProcessSink(store, zonefiles.serial))
@@ -136,6 +152,38 @@ def make_sinks(settings: Settings, store: ZoneStore | None) -> list[Sink]:
         sinks.append(EtcdSink(client, config))
     sinks.append(zonefiles)
     return sinks
+
+
+def signed_records(store: ZoneStore, origin: str, serial: int) -> str:
+    """The DNSKEY, RRSIG and NSEC records of ``origin`` as served with ``serial`` (the
+    in-process sink, first in the pass, signed it), for its zone file; "" when the
+    served zone is not signed or has another serial (the file is then written unsigned,
+    and signed at the next pass that writes it)."""
+    zone = store.snapshot().zones.get(origin)
+    if zone is None or zone.chain is None or zone.serial != serial:
+        return ""
+    return dnssec_text(zone)
+
+
+def signatures_due(store: ZoneStore) -> list[str]:
+    """The served zones whose signatures are due or whose keys changed."""
+    signer = store.signer
+    if signer is None:
+        return []
+    return [
+        zone.origin for zone in store.snapshot() if signer.signs(zone.origin) and signer.due(zone)
+    ]
+
+
+async def signature_timer(store: ZoneStore, wakeup: Wakeup, stop: asyncio.Event) -> None:
+    """Wake the loop when signatures come due or a key changes state (a rollover step, a
+    `dockzone dnssec roll` from another process): checked every ``SIGNATURE_CHECK`` s."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=SIGNATURE_CHECK)
+        except TimeoutError:
+            if signatures_due(store):
+                wakeup.set("signatures")
 
 
 def api_token(settings: Settings) -> str:
@@ -189,7 +237,7 @@ async def run(settings: Settings, err: TextIO, early: Early | None = None) -> in
             return 1
     store, service = early.store, early.service
     source = MergedSource(make_sources(settings), settings.max_delete_fraction)
-    sinks = make_sinks(settings, store if service is not None else None)
+    sinks = make_sinks(settings, store if service is not None or store.signer else None)
     zonefiles = next(s for s in sinks if isinstance(s, ZoneFileSink))
     for sink in sinks:
         if isinstance(sink, InProcessSink) and early.zones:
@@ -200,6 +248,8 @@ async def run(settings: Settings, err: TextIO, early: Early | None = None) -> in
     reconciler = Reconciler(
         source, settings.zone_settings(), sinks, on_snapshot=network_aware(service, owned)
     )
+    if store.signer is not None:
+        reconciler.signatures_due = partial(signatures_due, store)
     wakeup = Wakeup()
     stop = asyncio.Event()
     try:
@@ -231,6 +281,8 @@ async def run(settings: Settings, err: TextIO, early: Early | None = None) -> in
         asyncio.create_task(source.watch(wakeup, stop)),
         asyncio.create_task(resync_timer(wakeup, settings.resync, stop)),
     ]
+    if store.signer is not None:
+        tasks.append(asyncio.create_task(signature_timer(store, wakeup, stop)))
     try:
         await reconciler.run(wakeup, stop)
     finally:
@@ -353,9 +405,13 @@ async def serve(settings: Settings, err: TextIO) -> int:
     """Serve the zone files in ``--zones``, reloading changed files. Returns the exit code."""
     directory: Path = settings.zones
     directory.mkdir(parents=True, exist_ok=True)
-    store = ZoneStore()
-    zones = ZoneDirectory(directory, store)
-    zones.rescan()
+    try:
+        store = ZoneStore(signer=make_signer(settings))
+        zones = ZoneDirectory(directory, store)
+        zones.rescan()
+    except (ConfigError, KeyStoreError) as exc:
+        print(f"dockzone: {exc}", file=err)
+        return 2
     try:
         service = start_dns(settings, store)
     except OSError as exc:
@@ -381,6 +437,8 @@ async def serve(settings: Settings, err: TextIO) -> int:
     try:
         while await next_wakeup(wakeup, stop) is not None:
             await asyncio.to_thread(zones.rescan)
+            if store.signer is not None:  # signatures due, key changes: a new serial each
+                await asyncio.to_thread(store.resign)
     finally:
         await _finish(stop, tasks)
         service.stop()

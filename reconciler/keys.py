@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dnsserver.dnssec import ALGORITHMS
 from dnsserver.errors import KeyStoreError
 from dnsserver.keys import KeyPolicy, KeyStore, zone_origin
+from dnsserver.signer import Signer, SigningPolicy
 from reconciler.cli import INVALID, OK, USAGE, Context
 from reconciler.config import Settings
 from reconciler.core import names
@@ -36,6 +37,24 @@ def key_policy(settings: Settings) -> KeyPolicy:
 def key_store(settings: Settings) -> KeyStore:
     """The key store in ``--dnssec-keys`` with `key_policy`. Raises ConfigError."""
     return KeyStore(settings.dnssec_keys, key_policy(settings))
+
+
+def signer(settings: Settings) -> Signer | None:
+    """The signer of ``--dnssec`` (None when no zone is signed), with its keys from
+    `key_store` and the signature timing of ``--signature-validity`` and
+    ``--signature-refresh``. Raises ConfigError."""
+    if not settings.dnssec:
+        return None
+    keys = key_store(settings)
+    wanted = frozenset(settings.dnssec)
+    policy = SigningPolicy(
+        validity=settings.signature_validity,
+        refresh=settings.signature_refresh,
+        dnskey_ttl=keys.policy.dnskey_ttl,
+    )
+    if "all" in wanted:
+        return Signer(keys.keys, policy=policy)
+    return Signer(keys.keys, wanted.__contains__, policy)
 
 
 def _when(epoch: float | None) -> str:

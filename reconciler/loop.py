@@ -25,7 +25,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from reconciler import heap
@@ -48,6 +48,10 @@ RETRY_DELAY = 1.0
 FULL_REASONS = frozenset({"resync", "SIGHUP", "confirm"})
 """Wakeup reasons that make the next pass a full one."""
 
+SIGNING_SINKS = ("dns", "zonefiles")
+"""Sinks whose zones change when their signatures are refreshed (the served zones, and the
+zone files, whose serials the server's follow)."""
+
 RECENT_PASSES = 20
 """Pass reports kept for the status page and ``dockzone status`` (``Reconciler.recent``)."""
 
@@ -64,6 +68,7 @@ class PassReport:
     problems: int = 0
     conflicts: int = 0
     stale: bool = False
+    resigned: int = 0  # zones given a new serial for their DNSSEC signatures
     full: bool = False
     reasons: tuple[str, ...] = ()
     repairs: dict[str, int] = field(default_factory=dict)
@@ -110,6 +115,10 @@ class Reconciler:
         """The last error of each sink that is failing now."""
         self._done: asyncio.Condition | None = None
         self._reported: set[str] = set()
+        self.signatures_due: Callable[[], Collection[str]] | None = None
+        """The zones whose DNSSEC signatures are due (or whose keys changed): each pass
+        gives them a new SOA serial in the plans of the sinks in ``SIGNING_SINKS``, so the
+        in-process server re-signs them and the zone files follow (``daemon.run``)."""
 
     @property
     def settings(self) -> ZoneSettings:
@@ -187,6 +196,12 @@ class Reconciler:
                     plans[sink.name] = changes
             except (DockzoneError, OSError) as exc:
                 self._failed(report, sink, exc)
+        due = self.signatures_due() if self.signatures_due is not None else ()
+        if due:
+            report.resigned = len(due)
+            for name in SIGNING_SINKS:
+                if name in plans:
+                    plans[name] = plan.with_new_serial(plans[name], due, self.index.zones)
         for sink in self.sinks:
             prepare = getattr(sink, "prepare", None)
             if prepare is not None and sink.name in plans:

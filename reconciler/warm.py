@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dnsserver import (
     DNSService,
@@ -36,13 +37,18 @@ from dnsserver import (
     load_zone_file,
     snapshot,
 )
+from dnsserver.errors import KeyStoreError
 from dnsserver.journal import Journal
 from dnsserver.journalfile import JournalWriter, load_journals
 from dnsserver.rrl import RateLimiter
 from reconciler import heap
 from reconciler.atomicio import atomic_write
 from reconciler.config import Settings, listen_addresses, rrl_rate
+from reconciler.errors import ConfigError
 from reconciler.render import ZONE_HEADER
+
+if TYPE_CHECKING:
+    from dnsserver.signer import Signer
 
 log = logging.getLogger(__name__)
 
@@ -210,14 +216,27 @@ def save_served(directory: Path, store: ZoneStore) -> None:
         log.warning("cannot save the served zones for the next start in %s: %s", target, exc)
 
 
+def make_signer(settings: Settings) -> Signer | None:
+    """The DNSSEC signer of ``--dnssec`` (None without). Raises ConfigError."""
+    if not settings.dnssec:
+        return None
+    from reconciler.keys import signer  # noqa: PLC0415 (cryptography: only when signing)
+
+    return signer(settings)
+
+
 def start(settings: Settings) -> Early:
-    """Load the last written zones and start DNS on them. Raises OSError (DNS socket)."""
+    """Load the last written zones and start DNS on them. Raises OSError (DNS socket),
+    ConfigError (the DNSSEC options or a damaged key file)."""
     started = time.monotonic()
-    store = ZoneStore()
+    store = ZoneStore(signer=make_signer(settings))
     zones = records = reused = 0
     if settings.dns != "off":
         with heap.building(freeze=True):
-            zones, records, reused = load_written_zones(settings.zones, store)
+            try:
+                zones, records, reused = load_written_zones(settings.zones, store)
+            except KeyStoreError as exc:  # a damaged key file: nothing is signed with new keys
+                raise ConfigError(f"--dnssec-keys: {exc}") from None
     service = start_dns(settings, store)
     journal = start_journal(settings, store, service)
     early = Early(store, service, journal, zones, records, time.monotonic() - started)

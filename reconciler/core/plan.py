@@ -20,6 +20,7 @@ A changed SOA (hostmaster, timers) is a change of the zone too. An empty plan
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from reconciler.core.model import RRset, ZoneContent, ZoneSet
@@ -107,6 +108,22 @@ class Changes:
             else:
                 result[zone.origin] = zone.desired
         return result
+
+
+def with_new_serial(changes: Changes, origins: Collection[str], zones: ZoneSet) -> Changes:
+    """``changes`` plus an SOA change (a new serial, nothing else) for each of ``origins``
+    that ``zones`` holds and ``changes`` does not touch yet: the DNSSEC signatures of those
+    zones are refreshed, and secondaries must see a new serial to transfer them."""
+    touched = {zone.origin for zone in changes.zones}
+    added = [
+        ZoneChanges(origin, zones[origin], zones[origin], (), soa_changed=True)
+        for origin in origins
+        if origin in zones and origin not in touched
+    ]
+    if not added:
+        return changes
+    every = sorted([*changes.zones, *added], key=lambda zone: name_key(zone.origin))
+    return Changes(tuple(every))
 
 
 def calculate(current: ZoneSet, desired: ZoneSet) -> Changes:

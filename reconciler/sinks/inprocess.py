@@ -30,9 +30,11 @@ from itertools import groupby
 
 from dnsserver import ADDRESS_CNAME, PatchKey, Zone, ZoneStore, rrset_from_text
 from dnsserver import RRset as WireRRset
+from dnsserver.errors import KeyStoreError
 from reconciler.core.model import Owner, RRset, ZoneContent, ZoneSet
 from reconciler.core.plan import Changes, ZoneChanges
 from reconciler.core.serials import next_serial
+from reconciler.errors import TransientError
 
 _ALIAS_SOURCES = (("SRV", "spec.port", 3), ("MX", "spec.mail", 1))
 """RRsets that carry a service's host name: type, the field that makes them at the
@@ -158,7 +160,10 @@ class InProcessSink:
             else:
                 patches[origin] = self._patch(zone, serial, served[origin])
             self._serials[origin] = serial
-        self.store.patch(patches, zones=whole, removed=removed)  # one swap for the pass
+        try:
+            self.store.patch(patches, zones=whole, removed=removed)  # one swap for the pass
+        except KeyStoreError as exc:  # a zone's DNSSEC keys cannot be read: retried
+            raise TransientError(f"DNSSEC keys: {exc}") from None
         if removed:
             self._big = {key: big for key, big in self._big.items() if key[0] not in removed}
         for origin in removed:

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = ".dockzone-serials.json"
 
+SIGNED_MARKER = "; DNSSEC records made by dockzone's signer (--sign-zone-files)"
+"""The line after which a signed zone file holds its DNSKEY, RRSIG and NSEC records."""
+
 
 def zone_file_name(origin: str) -> str:
     """``docker.`` -> ``db.docker``; the root zone is ``db.root``."""
@@ -68,6 +71,8 @@ def parse_zone_text(text: str) -> tuple[ZoneContent, int]:
     rows: dict[tuple[str, str], list[str]] = defaultdict(list)
     ttls: dict[tuple[str, str], int] = {}
     for number, line in enumerate(text.splitlines(), 1):
+        if line == SIGNED_MARKER:
+            break  # the signer's records follow: not data the plan compares
         if not line or line.startswith((";", "$")):
             continue
         parts = line.split(None, 4)
@@ -203,9 +208,17 @@ class ZoneFileSink:
 
     name = "zonefiles"
 
-    def __init__(self, directory: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        clock: Callable[[], float] = time.time,
+        signed: Callable[[str, int], str] | None = None,
+    ) -> None:
+        """``signed(origin, serial)``: the DNSSEC records to append to a zone's file
+        (``--sign-zone-files``), or "" to write it unsigned."""
         self.directory = directory
         self.clock = clock
+        self.signed = signed
         self._serials: dict[str, int] | None = None
         self._prepared: dict[str, int] = {}
         self._memo: dict[Path, tuple[FileStamp, ZoneFile]] = {}
@@ -272,7 +285,12 @@ class ZoneFileSink:
                 serial = next_serial(known.get(zone.origin), int(self.clock()))
             try:
                 rows = self._rows.setdefault(zone.origin, {})
-                atomic_write(path, render_zone(zone.desired, serial, rows))
+                text = render_zone(zone.desired, serial, rows)
+                if self.signed is not None:
+                    tail = self.signed(zone.origin, serial)
+                    if tail:
+                        text = f"{text}{SIGNED_MARKER}\n{tail}"
+                atomic_write(path, text)
             except OSError as exc:
                 report.errors.append(
                     ZoneWriteError(
