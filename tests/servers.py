@@ -245,10 +245,18 @@ class Daemon:
             raise
 
 
-def named_options(workdir: Path, port: int, extra: str = "") -> str:
+def named_options(workdir: Path, port: int, extra: str = "", *, resolver: bool = False) -> str:
     """The ``options`` and ``controls`` of a private ``named``: its files in ``workdir``,
     127.0.0.1:``port`` only, no recursion, no NOTIFY, no transfers unless a zone allows
-    them; ``extra`` statements go inside ``options``."""
+    them; ``extra`` statements go inside ``options``. With ``resolver``: recursion for
+    127.0.0.1 and DNSSEC validation with the configured trust anchors only."""
+    if resolver:
+        recursion = """recursion yes;
+    allow-recursion { 127.0.0.1; };
+    dnssec-validation yes;"""
+    else:
+        recursion = """recursion no;
+    dnssec-validation no;"""
     return f"""options {{
     directory "{workdir}";
     pid-file "{workdir}/named.pid";
@@ -256,8 +264,7 @@ def named_options(workdir: Path, port: int, extra: str = "") -> str:
     managed-keys-directory "{workdir}";
     listen-on port {port} {{ 127.0.0.1; }};
     listen-on-v6 {{ none; }};
-    recursion no;
-    dnssec-validation no;
+    {recursion}
     notify no;
     allow-transfer {{ none; }};
     max-records-per-type 0;  // 9.18.28+ caps RRsets at 100 records by default
@@ -267,13 +274,14 @@ controls {{ }};
 
 
 def start_named(
-    workdir: Path, port: int, zones: str, *, include: str = ""
+    workdir: Path, port: int, zones: str, *, include: str = "", resolver: bool = False
 ) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start ``named -g`` on 127.0.0.1:``port`` (no recursion, no transfers unless a zone
-    allows them) with the ``zone`` statements in ``zones``; returns it and its log file."""
+    """Start ``named -g`` on 127.0.0.1:``port`` (no recursion unless ``resolver``, no
+    transfers unless a zone allows them) with the ``zone`` statements in ``zones``; returns
+    it and its log file."""
     binary = require_binary("named")
     conf = workdir / "named.conf"
-    conf.write_text(f"{include}\n{named_options(workdir, port)}{zones}")
+    conf.write_text(f"{include}\n{named_options(workdir, port, resolver=resolver)}{zones}")
     log = workdir / "named.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
