@@ -113,7 +113,7 @@ def resolve(index: ZoneIndex, qname: str, qtype: int, dnssec: bool = False) -> R
             if cut is not None and not (cut == name and qtype == _DS):
                 depends.add(zone.origin)
                 if links == 0:
-                    return _referral(index, zone, cut, depends)
+                    return _referral(index, zone, cut, depends, name)
                 break  # a chain into delegated space: the CNAMEs so far are the answer
         node: Mapping[int, RRset] | None = zone.node(name)
         synthesized = False
@@ -197,12 +197,12 @@ def _closest_cut(zone: Zone, name: str) -> str | None:
     return None
 
 
-def _referral(index: ZoneIndex, zone: Zone, cut: str, depends: set[str]) -> Resolution:
+def _referral(index: ZoneIndex, zone: Zone, cut: str, depends: set[str], name: str) -> Resolution:
     """RFC 1034 §4.3.2: no AA, the child's NS in authority, in-zone glue in additional."""
     ns = zone.get(cut, NS)
     assert ns is not None
     depends.add(cut)
-    result = Resolution(aa=False, authority=[ns], depends=depends)
+    result = Resolution(aa=False, authority=[ns], depends=depends, final=name)
     for rdata in ns.rdatas:
         target = rdata_target(NS, rdata)
         if target is None:

@@ -42,8 +42,6 @@ def any_signed(index: ZoneIndex) -> bool:
 def add_proofs(index: ZoneIndex, result: Resolution) -> None:
     """Add RRSIGs and NSEC proofs to `result` (see the module table)."""
     final = result.final
-    if not result.aa and result.authority:  # a referral: its Resolution has no `final`
-        final = result.authority[0].name
     zone = index.find(final) if final else None
     if zone is not None and chain_of(zone) is not None:
         denial = _denial(zone, result)
