@@ -15,7 +15,10 @@ None): opcode QUERY, one question of class IN, no answer or authority records, n
 EDNS version 0 with no options but a lone COOKIE, a name of letters, digits, ``-`` and
 ``_`` not at or below a delegation, in a zone without RFC 4592 wildcard records, no query
 wildcard label (``*``, ``any``), a type other than PTR (reverse names may go to the
-forwarder), ANY and zone transfers. One object serves one `ZoneIndex` (the server makes a
+forwarder), ANY and zone transfers. A DO query to a signed zone gets the SOA's RRSIGs and
+the NSEC records proving the name and the wildcard at its closest encloser absent (with
+their RRSIGs, owners uncompressed), as `proof` adds them on the general path; those records
+are assembled once per pair of NSEC owners. One object serves one `ZoneIndex` (the server makes a
 new one when the index changes: names come and go and the SOA serial moves).
 """
 
@@ -27,7 +30,7 @@ from dnsserver.message import NXDOMAIN, RR_FIXED, opt_record
 from dnsserver.name import name_to_wire
 from dnsserver.nsec import chain_of
 from dnsserver.rdata import SOA
-from dnsserver.zone import Zone
+from dnsserver.zone import NSEC, RRSIG, Zone, rrsig_key
 from dnsserver.zonestore import ZoneIndex
 
 _PLAIN = re.compile(rb"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
@@ -46,7 +49,7 @@ class NegativeAnswers:
     """NXDOMAIN answers for one zone index; ``ra`` sets RA (a forwarder is configured),
     ``edns_size`` is the UDP size our OPT record offers."""
 
-    __slots__ = ("_flags", "_index", "_opt", "_opt_do", "_templates")
+    __slots__ = ("_flags", "_index", "_opt", "_opt_do", "_proofs", "_signed", "_templates", "_wild")
 
     def __init__(self, index: ZoneIndex, *, ra: bool, edns_size: int) -> None:
         self._index = index
@@ -54,6 +57,11 @@ class NegativeAnswers:
         self._opt = opt_record(edns_size, NXDOMAIN)
         self._opt_do = opt_record(edns_size, NXDOMAIN, do=True)  # DO copied (RFC 3225 3)
         self._templates: dict[str, tuple[int, bytes, bytes]] = {}
+        # Signed zones (NXDOMAIN to a DO query): the SOA's RRSIGs per zone, the NSEC owner
+        # covering `*.<encloser>` per encloser, the proof records per pair of NSEC owners.
+        self._signed: dict[str, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
+        self._wild: dict[str, str] = {}
+        self._proofs: dict[tuple[str, str], tuple[int, bytes]] = {}
 
     def answer(self, data: bytes, cookie: bytes = b"") -> bytes | None:
         """The NXDOMAIN response to the query ``data``, or None when the general path must
@@ -107,8 +115,6 @@ class NegativeAnswers:
         zone = self._index.find(qname)
         if zone is None or zone.has_wildcards or zone.exists(qname):
             return None
-        if do and chain_of(zone) is not None:
-            return None  # a signed zone's DO answer carries its NSEC proof (`proof`)
         if zone.cuts:  # at or below a delegation: a referral
             name, origin, cuts = qname, zone.origin, zone.cuts
             while name != origin:
@@ -125,6 +131,34 @@ class NegativeAnswers:
             return None
         pointer = (0xC000 | (pos + 1 - apex_length)).to_bytes(2, "big")
         flags = bytes((0x84 | (data[2] & 0x01), self._flags | (data[3] & 0x10)))
+        if do and chain_of(zone) is not None:
+            # A signed zone: the SOA, its RRSIGs and the NSEC records (with theirs) proving
+            # that neither the name nor a wildcard at its closest encloser exists.
+            proof = self._proof(zone, qname, tuple(reversed(text.split(b"."))))
+            if proof is None:
+                return None
+            count, records = proof
+            soa_question = data[pos + 1 : pos + 3] == _SOA_TYPE
+            signed = self._signed.get(zone.origin) or self._signed_soa(zone)
+            sigs = signed[1] if soa_question else signed[0]
+            wire = b"".join(
+                (
+                    data[:2],
+                    flags,
+                    b"\x00\x01\x00\x00",
+                    (1 + len(sigs) + count).to_bytes(2, "big"),
+                    additional,
+                    data[12:end],
+                    pointer,
+                    soa_for_soa if soa_question else soa,
+                    *(pointer + sig for sig in sigs),
+                    records,
+                    opt,
+                )
+            )
+            if len(wire) > max(int.from_bytes(data[end + 3 : end + 5], "big"), 512):
+                return None  # too big for the client's UDP size: the general path truncates
+            return wire
         return b"".join(
             (
                 data[:2],
@@ -137,6 +171,48 @@ class NegativeAnswers:
                 opt,
             )
         )
+
+    def _signed_soa(self, zone: Zone) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+        """The SOA's RRSIG records after their owner: with the negative TTL, and TTL 0 (for
+        an SOA question), as `proof` adds them."""
+        group = zone.get(zone.origin, rrsig_key(SOA))
+        rdatas = group.rdatas if group is not None else ()
+        ttl = zone.negative_ttl
+        made = (
+            tuple(RR_FIXED.pack(RRSIG, 1, ttl, len(r)) + r for r in rdatas),
+            tuple(RR_FIXED.pack(RRSIG, 1, 0, len(r)) + r for r in rdatas),
+        )
+        self._signed[zone.origin] = made
+        return made
+
+    def _proof(self, zone: Zone, qname: str, key: tuple[bytes, ...]) -> tuple[int, bytes] | None:
+        """The NSEC records (and their RRSIGs) of an NXDOMAIN for `qname` (`key`: its
+        canonical key): how many, and their wire form with uncompressed owners."""
+        chain = zone.chain
+        assert chain is not None
+        encloser = qname[qname.index(".") + 1 :]
+        while encloser != zone.origin and not zone.exists(encloser):
+            encloser = encloser[encloser.index(".") + 1 :]
+        wild = self._wild.get(encloser)
+        if wild is None:
+            wild = self._wild[encloser] = chain.before("*." + encloser)
+        cover = chain.before(qname, key)
+        made = self._proofs.get((cover, wild))
+        if made is None:
+            records: list[bytes] = []
+            for owner in dict.fromkeys((cover, wild)):
+                nsec = zone.get(owner, NSEC)
+                if nsec is None:
+                    return None
+                group = zone.get(owner, rrsig_key(NSEC))
+                sigs = group.rdatas if group is not None else ()
+                signed = (nsec.rdatas[0], NSEC), *((r, RRSIG) for r in sigs)
+                records.extend(
+                    name_to_wire(owner) + RR_FIXED.pack(rdtype, 1, nsec.ttl, len(r)) + r
+                    for r, rdtype in signed
+                )
+            made = self._proofs[(cover, wild)] = (len(records), b"".join(records))
+        return made
 
     def _template(self, zone: Zone) -> tuple[int, bytes, bytes] | None:
         """(length of the apex name in wire form, the SOA RR after its owner for any

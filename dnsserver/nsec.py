@@ -72,10 +72,11 @@ class Chain:
         ordered = sorted((canonical_key(name), name) for name in names)
         return cls([name for _, name in ordered], [key for key, _ in ordered])
 
-    def before(self, name: str) -> str:
+    def before(self, name: str, key: tuple[bytes, ...] | None = None) -> str:
         """The last name of the chain at or before `name` (the apex for names before the
-        first: every name of a zone sorts after its apex)."""
-        index = bisect.bisect_right(self.keys, canonical_key(name)) - 1
+        first: every name of a zone sorts after its apex); `key`: its `canonical_key`,
+        when the caller has it."""
+        index = bisect.bisect_right(self.keys, key or canonical_key(name)) - 1
         return self.names[max(index, 0)]
 
     def after(self, name: str) -> str:

@@ -2,7 +2,8 @@
 (called by hack/bench).
 
 Every server serves the same generated zone file and gets the same queries, one after the
-other, each pinned to one core (all its threads, after start-up: Knot re-pins its workers)
+other (the workloads of existing names after one untimed pass through their queries), each
+pinned to one core (all its threads, after start-up: Knot re-pins its workers)
 with dnsperf pinned to the other. Per workload and server, two runs: dnsperf's maximum rate
 (QPS, average latency), then a fixed offered load (`-Q`, lower for tcp) with the server's CPU
 time per query read from /proc/<pid>/stat. Traffic stays on 127.0.0.1.
@@ -17,6 +18,12 @@ Workloads (`--workload`, repeatable or comma-separated; default all):
 - mixed: the cached queries, 10% of them names outside the zone that the server forwards
   to an upstream, a second local BIND authoritative for that zone (dockzone with
   --nameserver, BIND with a forward zone; NSD and Knot do not forward and sit it out).
+
+With --dnssec (workloads signed-cached and signed-nxdomain): the zone is signed by
+dockzone's signer (one ECDSAP256SHA256 key) and every server serves that signed file with
+DO set on every query; `dockzone-plain` (the unsigned zone, no DO) is the reference for
+dockzone's own ratio. It also times re-signing after one change (a name added, the SOA
+serial raised) in a ZoneStore holding the signed zone of --names services.
 
 NSD (`nsd`) and Knot (`knotd`) are optional peers: their columns are left out when the
 binaries are missing (hack/deps does not install them). Debian's NSD rate-limits by
@@ -40,10 +47,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 ORIGIN = "bench.test."
 UPSTREAM = "upstream.test."
 WORKLOADS = ("cached", "random-nxdomain", "cookie", "ecs", "tcp", "mixed")
+SIGNED_WORKLOADS = ("signed-cached", "signed-nxdomain")
+"""With --dnssec: the zone signed by dockzone's signer, every server serving that same
+signed file, every query with DO (dnsperf -D). `dockzone-plain` is dockzone on the
+unsigned zone without DO: the reference of the 0.9x target."""
 COOKIE_OPTION = "10:" + "0123456789abcdef"  # a client cookie: 8 bytes, 16 hex digits
 ECS_OPTION = "8:" + "0001" + "18" + "00" + "c00002"  # family 1, /24, scope 0, 192.0.2
 
@@ -65,6 +77,50 @@ def write_zone(directory: Path, names: int) -> Path:
     path = directory / f"db.{ORIGIN.rstrip('.')}"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_signed_zone(directory: Path, zone: Path) -> Path:
+    """`zone` signed by dockzone's signer with a new key, in `directory` under the same name."""
+    from dnsserver.dnssec import SigningKey  # noqa: PLC0415 (only --dnssec needs them)
+    from dnsserver.signer import Signer  # noqa: PLC0415
+    from dnsserver.zonefile import load_zone_file, zone_to_text  # noqa: PLC0415
+
+    key = SigningKey.generate()
+    keys = SimpleNamespace(published=(key,), ksk=(key,), zsk=(key,))
+    signed = Signer(lambda _: keys).sign_zone(load_zone_file(zone, ORIGIN))
+    path = directory / zone.name
+    path.write_text(zone_to_text(signed))
+    return path
+
+
+def resign_times(zone: Path, changes: int = 50) -> list[float]:
+    """Seconds per patch (one new name and the SOA serial) of the signed zone in a
+    ZoneStore, re-signing what it changed (in-process, no network)."""
+    from dnsserver import RRset, ZoneStore, rrset_from_text  # noqa: PLC0415
+    from dnsserver.dnssec import SigningKey  # noqa: PLC0415
+    from dnsserver.signer import Signer  # noqa: PLC0415
+    from dnsserver.zonefile import load_zone_file  # noqa: PLC0415
+
+    key = SigningKey.generate()
+    keys = SimpleNamespace(published=(key,), ksk=(key,), zsk=(key,))
+    store = ZoneStore({ORIGIN: load_zone_file(zone, ORIGIN)}, signer=Signer(lambda _: keys))
+    times = []
+    for n in range(changes):
+        name = f"added{n}.{ORIGIN}"
+        patch: dict[tuple[str, int | str], RRset | None] = {
+            (name, "A"): rrset_from_text(ORIGIN, name, "A", 30, [f"10.200.0.{n % 250 + 1}"]),
+            (ORIGIN, "SOA"): rrset_from_text(
+                ORIGIN,
+                ORIGIN,
+                "SOA",
+                30,
+                [f"ns.dns.{ORIGIN} hostmaster.{ORIGIN} {n + 2} 3600 600 86400 30"],
+            ),
+        }
+        started = time.perf_counter()
+        store.patch({ORIGIN: patch})
+        times.append(time.perf_counter() - started)
+    return times
 
 
 def cached_queries(names: int) -> list[str]:
@@ -94,7 +150,7 @@ def write_upstream_zone(directory: Path, names: int) -> Path:
 def write_queries(directory: Path, workload: str, names: int, seconds: int) -> Path:
     """The query file of one workload."""
     queries = cached_queries(names)
-    if workload == "random-nxdomain":
+    if workload in ("random-nxdomain", "signed-nxdomain"):
         # Unique for a whole maximum-rate run (~150k QPS at most on one core).
         rnd = random.Random(11)
         count = max(100_000, seconds * 150_000)
@@ -192,6 +248,10 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+Server = tuple[Callable[[int], list[str]], bool]
+"""How a server starts (argv for a port), and whether its queries carry DO."""
+
+
 @dataclass
 class Result:
     qps: float
@@ -235,6 +295,14 @@ def dnsperf(
         # dnsperf's own run time (it also waits for lost queries after -l ends).
         cpu_percent=used / (completed / qps) * 100 if completed else float("nan"),
     )
+
+
+def warm_up(port: int, queries: Path, core: str, options: list[str]) -> None:
+    """One pass through the query file before the timed runs: the workloads whose names
+    repeat measure answers that were asked before (a server's caches warm, as in service)."""
+    argv = ["taskset", "-c", core, "dnsperf", "-s", "127.0.0.1", "-p", str(port)]
+    argv += ["-d", str(queries), "-n", "1", "-q", "200", *options]
+    subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120)
 
 
 def named_conf(
@@ -367,16 +435,24 @@ def main() -> int:
         default=[],
         help=f"repeatable or comma-separated, of {', '.join(WORKLOADS)} (default: all)",
     )
+    parser.add_argument(
+        "--dnssec",
+        action="store_true",
+        help=f"run the signed workloads ({', '.join(SIGNED_WORKLOADS)}) by default",
+    )
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
     parser.add_argument(
         "--rounds", type=int, default=1, help="alternate the servers N times; report the best"
     )
     args = parser.parse_args()
-    workloads = [w for arg in args.workload for w in arg.split(",") if w] or list(WORKLOADS)
-    unknown = sorted(set(workloads) - set(WORKLOADS))
+    known = WORKLOADS + SIGNED_WORKLOADS
+    workloads = [w for arg in args.workload for w in arg.split(",") if w] or list(
+        SIGNED_WORKLOADS if args.dnssec else WORKLOADS
+    )
+    unknown = sorted(set(workloads) - set(known))
     if unknown:
-        parser.error(f"unknown workload {', '.join(unknown)} (of {', '.join(WORKLOADS)})")
+        parser.error(f"unknown workload {', '.join(unknown)} (of {', '.join(known)})")
     for tool in ("dnsperf", "named", "taskset"):
         if not sbin(tool):
             raise SystemExit(f"{tool} is not installed (hack/deps installs it)")
@@ -391,32 +467,56 @@ def main() -> int:
         upstream_dir = work / "upstream"
         upstream_dir.mkdir()
         upstream_zone = write_upstream_zone(upstream_dir, args.names)
+        signed_dir = work / "zones-signed"
+        signed_zone = zone
+        resign: list[float] = []
+        if set(workloads) & set(SIGNED_WORKLOADS):
+            signed_dir.mkdir()
+            signed_zone = write_signed_zone(signed_dir, zone)
+            resign = resign_times(zone)
 
-        def servers(forward: int) -> dict[str, Callable[[int], list[str]]]:
-            found: dict[str, Callable[[int], list[str]]] = {
-                "dockzone": lambda port: [
-                    sys.executable,
-                    "-m",
-                    "dnsserver",
-                    "--zones",
-                    str(zones),
-                    "--listen",
-                    f"127.0.0.1:{port}",
-                    *(["--nameserver", f"127.0.0.1:{forward}"] if forward else ["--no-rec"]),
-                ],
-                "bind": lambda port: [
-                    named,
-                    "-g",
-                    "-n",
-                    "1",
-                    "-c",
-                    str(named_conf(work, zone, port, forward=forward)),
-                ],
+        def dockzone(directory: Path, forward: int) -> Callable[[int], list[str]]:
+            return lambda port: [
+                sys.executable,
+                "-m",
+                "dnsserver",
+                "--zones",
+                str(directory),
+                "--listen",
+                f"127.0.0.1:{port}",
+                *(["--nameserver", f"127.0.0.1:{forward}"] if forward else ["--no-rec"]),
+            ]
+
+        def servers(forward: int, workload: str) -> dict[str, Server]:
+            """The servers of a workload: how each starts, and whether its queries have DO."""
+            signed = workload in SIGNED_WORKLOADS
+            directory, file = (signed_dir, signed_zone) if signed else (zones, zone)
+            found: dict[str, Server] = {
+                "dockzone": (dockzone(directory, forward), signed),
+                "bind": (
+                    lambda port: [
+                        named,
+                        "-g",
+                        "-n",
+                        "1",
+                        "-c",
+                        str(named_conf(work, file, port, forward=forward)),
+                    ],
+                    signed,
+                ),
             }
+            if workload == "signed-cached":
+                found["dockzone-plain"] = (dockzone(zones, forward), False)
             if nsd and not forward:
-                found["nsd"] = lambda port: [nsd, "-d", "-c", str(nsd_conf(work, zone, port))]
+                found["nsd"] = (
+                    lambda port: [nsd, "-d", "-c", str(nsd_conf(work, file, port))],
+                    signed,
+                )
             if knotd and not forward:
-                found["knot"] = lambda port: [knotd, "-c", str(knot_conf(work, zone, port))]
+                found["knot"] = (
+                    lambda port: [knotd, "-c", str(knot_conf(work, file, port))],
+                    signed,
+                )
             return found
 
         for workload in workloads:
@@ -444,7 +544,7 @@ def main() -> int:
             )
             with upstream:
                 for _ in range(args.rounds):
-                    for name, argv in servers(upstream_port).items():
+                    for name, (argv, dnssec_ok) in servers(upstream_port, workload).items():
                         port = free_port()
                         command = ["taskset", "-c", args.server_core, *argv(port)]
                         with running(command, port, work / f"{name}.log") as proc:
@@ -453,8 +553,10 @@ def main() -> int:
                                 "seconds": args.seconds,
                                 "core": args.client_core,
                                 "pid": proc.pid,
-                                "options": dnsperf_options(workload),
+                                "options": dnsperf_options(workload) + ["-D"] * dnssec_ok,
                             }
+                            if "nxdomain" not in workload:
+                                warm_up(port, queries, run["core"], run["options"])
                             top = dnsperf(port, queries, rate=None, **run)
                             fixed = dnsperf(port, queries, rate=rate, **run)
                         # Best of the rounds: noise only ever slows a server down.
@@ -470,7 +572,7 @@ def main() -> int:
         f"optional peers: {', '.join(found) or 'none installed'}"
     )
     print(
-        f"{'workload':16} {'server':9} {'max QPS':>9} {'avg ms':>7} {'lost':>6} | "
+        f"{'workload':16} {'server':14} {'max QPS':>9} {'avg ms':>7} {'lost':>6} | "
         f"{'fixed QPS':>9} {'CPU %':>6} {'us/query':>9} | {'QPS/bind':>8} {'us/bind':>8}"
     )
     for workload in workloads:
@@ -479,11 +581,26 @@ def main() -> int:
             if w != workload:
                 continue
             print(
-                f"{workload:16} {name:9} {top.qps:9.0f} {top.latency_ms:7.3f} {top.lost:6.0f} | "
+                f"{workload:16} {name:14} {top.qps:9.0f} {top.latency_ms:7.3f} {top.lost:6.0f} | "
                 f"{fixed.qps:9.0f} {fixed.cpu_percent:6.1f} {fixed.cpu_us_per_query:9.2f} | "
                 f"{top.qps / bind[0].qps:8.2f} "
                 f"{fixed.cpu_us_per_query / bind[1].cpu_us_per_query:8.2f}"
             )
+    plain = best.get(("signed-cached", "dockzone-plain"))
+    if plain is not None:
+        signed = best[("signed-cached", "dockzone")]
+        print(
+            f"signed-cached: dockzone signed (DO) / dockzone unsigned (no DO) max QPS "
+            f"{signed[0].qps / plain[0].qps:.2f}, CPU per query "
+            f"{signed[1].cpu_us_per_query / plain[1].cpu_us_per_query:.2f}"
+        )
+    if resign:
+        ordered = sorted(resign)
+        print(
+            f"re-signing after one change at {args.names} names: median "
+            f"{ordered[len(ordered) // 2] * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms "
+            f"({len(ordered)} changes)"
+        )
     print(f"Zone.from_records, 40000 records: {build_time(40_000):.2f} s")
     return 0
 

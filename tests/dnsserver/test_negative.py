@@ -13,9 +13,12 @@ import dns.rcode
 import pytest
 
 from dnsserver import DNSService, ZoneDirectory, ZoneStore, parse_zone_text, rrset_from_text
+from dnsserver.dnssec import ECDSAP256SHA256
 from dnsserver.negative import NegativeAnswers
+from dnsserver.signer import Signer
 from tests.dnsserver.conftest import Server
 from tests.servers import query
+from tests.signing import Keys
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +153,54 @@ def test_a_name_that_comes_into_existence_answers_at_once(
     assert [rr.to_text() for rrset in response.answer for rr in rrset] == ["10.0.0.9"]
     store.patch({"cut.test.": {("new.cut.test.", "A"): None}})
     assert query("127.0.0.1", port, "new.cut.test.", "A").rcode() == dns.rcode.NXDOMAIN
+
+
+def _sections(wire: bytes) -> tuple[object, ...]:
+    message = dns.message.from_wire(wire)
+    return (
+        message.id,
+        message.flags,
+        message.rcode(),
+        message.ednsflags,
+        message.question,
+        # Names compare without case: each path compresses some owners into the question,
+        # which keeps the case it was asked in.
+        sorted(rrset.to_text().lower() for rrset in message.answer),
+        sorted(rrset.to_text().lower() for rrset in message.authority),
+    )
+
+
+def test_a_signed_zone_gets_the_nsec_proofs_the_general_path_gives() -> None:
+    """DO to a signed zone: the same records as the general path (`proof`), compressed
+    differently; without DO the unsigned template's bytes as before."""
+    signed = ZoneStore(
+        {"docker.": parse_zone_text(SIGNED_ZONE, "docker.")},
+        signer=Signer(lambda _: Keys.make(ECDSAP256SHA256)),
+    )
+    negative = NegativeAnswers(signed.snapshot(), ra=False, edns_size=4096)
+    chooser = random.Random(11)
+    for n in range(200):
+        label = "".join(chooser.choice("abcdefghij0123-_") for _ in range(chooser.randint(1, 20)))
+        name = chooser.choice([f"x{label}.docker.", f"x{label}.app.docker.", f"{label}z.docker."])
+        rdtype = chooser.choice(["A", "AAAA", "SOA", "TXT"])
+        data = _wire(name, rdtype, edns=0, odd_case=bool(n % 3))
+        wire = negative.answer(data)
+        assert wire is not None, name
+        assert _sections(wire) == _sections(_general(signed, data) or b"")
+        authority = dns.message.from_wire(wire).authority
+        assert {rrset.rdtype for rrset in authority} == {6, 46, 47}  # SOA, RRSIG, NSEC
+        plain = _wire(name, rdtype, edns=-1)
+        assert negative.answer(plain) == _general(signed, plain)
+
+
+SIGNED_ZONE = """\
+$ORIGIN docker.
+$TTL 30
+@ IN SOA ns.dns hostmaster 7 3600 600 86400 10
+@ IN NS ns.dns
+ns.dns IN A 127.0.0.1
+web IN A 10.0.0.7
+web.app IN A 10.0.0.8
+db.app IN A 10.0.0.9
+zz IN TXT "last"
+"""
