@@ -327,6 +327,7 @@ async def start_api(
 
     stats = metrics.ReconcileStats()
     reconciler.on_report.append(stats.observe)
+    signer = service.store.signer if service is not None else None
     collector = metrics.DockzoneCollector(
         metrics.Sources(
             dns=service.stats if service is not None else lambda: None,
@@ -336,6 +337,7 @@ async def start_api(
                 n: s.held.removed if s.held else 0 for n, s in list(source.snapshots.items())
             },
             zones=zones,
+            signatures=lambda: signer.signatures if signer is not None else 0,
         ),
         settings.metrics_namespace,
         settings.metrics_subsystem,

@@ -74,6 +74,8 @@ class Sources:
     zones: Callable[[], Mapping[str, ZoneFigures]]
     held: Callable[[], Mapping[str, int]] = dict
     """Records per source that the deletion budget holds back from removal."""
+    signatures: Callable[[], int] = int
+    """DNSSEC signatures made since start (0 without --dnssec)."""
 
 
 def _buckets(bounds: Iterable[float], counts: list[int]) -> list[tuple[str, float]]:
@@ -178,6 +180,12 @@ class DockzoneCollector(Collector):
         for result, count in stats.notifies.items():
             notifies.add_metric([result], count)
         yield notifies
+        yield CounterMetricFamily(
+            f"{p}dnssec_signatures_total",
+            "DNSSEC signatures (RRSIG records) made since start: when RRsets change, when "
+            "signatures come due, when keys change; never per query.",
+            value=self.sources.signatures(),
+        )
 
     def _reconcile(self) -> Iterable[Metric]:
         p = self.prefix
