@@ -22,7 +22,8 @@ import dns.rrset
 import pytest
 
 from dnsserver import DNSService, ZoneStore, rrset_from_text
-from dnsserver.dnssec import ECDSAP256SHA256, ED25519
+from dnsserver.dnssec import ECDSAP256SHA256, ED25519, ZONE_KEY, SigningKey
+from dnsserver.signer import Signer
 from dnsserver.zonefile import parse_zone_text
 from tests.dnsserver.conftest import DOCKER_ZONE
 from tests.servers import summary
@@ -326,3 +327,52 @@ def test_a_tampered_answer_fails_validation(server: SignedServer) -> None:
     assert FULLY_VALIDATED not in output, output
     assert "RRSIG failed to verify" in output, output
     assert "resolution failed" in output, output
+
+
+def test_answers_validate_through_every_step_of_a_zsk_roll(tmp_path: Path) -> None:
+    """Pre-publication (RFC 6781 §4.1.1.1) as the key store drives it: the new ZSK
+    published, then signing (the old one still published), then the old one removed;
+    delv, anchored at the KSK, validates the zone at every step."""
+    first = Keys.make(split=True)
+    ksk, old = first.published
+    new = SigningKey.generate(flags=ZONE_KEY)
+    steps = [
+        Keys((ksk, old, new), (ksk,), (old,)),  # the successor published
+        Keys((ksk, old, new), (ksk,), (new,)),  # the successor signs, the old one retired
+        Keys((ksk, new), (ksk,), (new,)),  # the old one removed
+    ]
+    current = [first]
+    store = ZoneStore(
+        {ORIGIN: parse_zone_text(DOCKER_ZONE, ORIGIN)}, signer=Signer(lambda _: current[0])
+    )
+    anchor = tmp_path / "anchor.conf"
+    anchor.write_text(first.trust_anchors(ORIGIN))
+    service = DNSService(store, [("127.0.0.1", 0)])
+    service.start()
+    try:
+        server = SignedServer(service, store, first, ORIGIN, anchor)
+        serial = store.snapshot().zones[ORIGIN].serial
+        for keys in steps:
+            current[0] = keys
+            store.resign()
+            zone = store.snapshot().zones[ORIGIN]
+            assert zone.serial == serial + 1  # secondaries see the new signatures
+            serial = zone.serial
+            dnskey = zone.get(ORIGIN, 48)
+            assert dnskey is not None
+            assert len(dnskey.rdatas) == len(keys.published)
+            assert_validated(server.delv("web.docker."), "web.docker. 30 IN A 10.0.0.7")
+            assert_denial_validated(server.delv("nope.docker."), "nope.docker.", "A", "NXDOMAIN")
+            signed_by = {
+                int.from_bytes(r[16:18], "big") for r in _rrsigs(server.port, "web.docker.")
+            }
+            assert signed_by == {keys.zsk[0].tag}
+    finally:
+        service.stop()
+
+
+def _rrsigs(port: int, name: str) -> list[bytes]:
+    response = dns.query.udp(
+        dns.message.make_query(name, "A", want_dnssec=True), "127.0.0.1", port=port, timeout=2
+    )
+    return [rdata.to_wire() for rrset in response.answer if rrset.rdtype == 46 for rdata in rrset]
