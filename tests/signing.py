@@ -16,6 +16,7 @@ from pathlib import Path
 import dns.message
 import dns.query
 import dns.rdatatype
+import dns.rrset
 
 from dnsserver import DNSService, ZoneStore
 from dnsserver.dnssec import ECDSAP256SHA256, ZONE_KEY, SigningKey
@@ -63,15 +64,20 @@ SECURE_ENTRY_POINT = 257
 """DNSKEY flags of a KSK or combined key (ZONE and SEP): what a trust anchor names."""
 
 
-def served_trust_anchors(port: int, origin: str) -> str:
-    """A ``trust-anchors`` statement for the KSKs (flags 257) that 127.0.0.1:``port``
-    serves in ``origin``'s DNSKEY RRset (asked over TCP): how a user trusts a zone whose
-    keys a running server made."""
+def served_dnskeys(port: int, origin: str) -> dns.rrset.RRset:
+    """``origin``'s DNSKEY RRset as 127.0.0.1:``port`` serves it (asked over TCP, DO set)."""
     query = dns.message.make_query(origin, "DNSKEY", want_dnssec=True)
     response = dns.query.tcp(query, "127.0.0.1", port=port, timeout=5)
-    rrset = response.find_rrset(response.answer, query.question[0].name, 1, dns.rdatatype.DNSKEY)
+    return response.find_rrset(response.answer, query.question[0].name, 1, dns.rdatatype.DNSKEY)
+
+
+def served_trust_anchors(port: int, origin: str) -> str:
+    """A ``trust-anchors`` statement for the KSKs (flags 257) that 127.0.0.1:``port``
+    serves in ``origin``'s DNSKEY RRset: how a user trusts a zone whose keys a running
+    server made."""
+    rrset = served_dnskeys(port, origin)
     keys = [(k.flags, k.algorithm, k.key) for k in rrset if k.flags == SECURE_ENTRY_POINT]
-    assert keys, response.to_text()
+    assert keys, rrset.to_text()
     return _trust_anchors(origin, keys)
 
 

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import dns.dnssec
 import dns.message
 import dns.query
-import dns.rdatatype
 import pytest
 import yaml
 
@@ -29,9 +29,11 @@ from tests.integration.test_xfr import KEY_NAME, secondary_config, transfer_key
 from tests.reconciler.test_cli import dockzone
 from tests.servers import Daemon, answers_soa, free_port, start_named, stop_process
 from tests.signing import (
+    SECURE_ENTRY_POINT,
     assert_denial_validated,
     assert_validated,
     delv,
+    served_dnskeys,
     served_trust_anchors,
 )
 
@@ -64,13 +66,15 @@ def _anchor(workdir: Path, port: int) -> Path:
 
 
 def _dnskeys(port: int) -> list[str]:
-    query = dns.message.make_query(ORIGIN, "DNSKEY", want_dnssec=True)
-    response = dns.query.tcp(query, "127.0.0.1", port=port, timeout=5)
+    return sorted(rdata.to_text() for rdata in served_dnskeys(port, ORIGIN))
+
+
+def _served_ds(port: int) -> list[str]:
+    """The DS records (SHA-256) of the KSKs 127.0.0.1:``port`` serves, as rdata text."""
     return sorted(
-        rdata.to_text()
-        for rrset in response.answer
-        if rrset.rdtype == dns.rdatatype.DNSKEY
-        for rdata in rrset
+        dns.dnssec.make_ds(ORIGIN, key, "SHA256").to_text().upper()
+        for key in served_dnskeys(port, ORIGIN)
+        if key.flags == SECURE_ENTRY_POINT
     )
 
 
@@ -268,6 +272,9 @@ def test_a_restart_keeps_the_keys_writes_nothing_and_validates_at_once(tmp_path:
         eventually(restarted.ready, timeout=20)
         assert (zone.read_bytes(), zone.stat().st_mtime_ns) == written
         assert sorted(path.name for path in keys.rglob("*")) == key_files
+        assert _served_ds(restarted.port) == [
+            line.split(" DS ")[1] for line in ds.stdout.split("\n") if line
+        ]
         assert_denial_validated(
             delv(restarted.port, anchor, ORIGIN, "nope.docker."), "nope.docker.", "A", "NXDOMAIN"
         )
@@ -275,7 +282,10 @@ def test_a_restart_keeps_the_keys_writes_nothing_and_validates_at_once(tmp_path:
         assert restarted.stop() == 0, restarted.output()
     again = dockzone("dnssec", "ds", ORIGIN, *settings, env={"XDG_STATE_HOME": str(tmp_path)})
     assert again.stdout == ds.stdout
-    assert "made" not in restarted.output()[first_run:]
+    log = restarted.output()[first_run:]
+    assert "warm start: serving 2 zones" in log, log
+    assert "made" not in log, log
+    assert "zones changed" not in log, log  # the first pass after the restart: an empty plan
 
 
 # 5. split keys: a ZSK roll on command, picked up by the next full pass
