@@ -42,11 +42,18 @@ def key_store(settings: Settings) -> KeyStore:
 def signer(settings: Settings) -> Signer | None:
     """The signer of ``--dnssec`` (None when no zone is signed), with its keys from
     `key_store` and the signature timing of ``--signature-validity`` and
-    ``--signature-refresh``. Raises ConfigError."""
+    ``--signature-refresh``. Raises ConfigError, also when the keys of a zone it signs
+    are damaged (the daemon would otherwise retry its passes, serving nothing)."""
     if not settings.dnssec:
         return None
     keys = key_store(settings)
     wanted = frozenset(settings.dnssec)
+    for zone in keys.zones():
+        if "all" in wanted or zone in wanted:
+            try:
+                keys.keys(zone)
+            except KeyStoreError as exc:
+                raise ConfigError(f"--dnssec-keys: {exc}") from None
     policy = SigningPolicy(
         validity=settings.signature_validity,
         refresh=settings.signature_refresh,

@@ -9,9 +9,14 @@ import socket
 import socketserver
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import dns.rrset
 
 from dnsserver import DNSService, ZoneStore
 from dnsserver.dnssec import ECDSAP256SHA256, ZONE_KEY, SigningKey
@@ -43,15 +48,61 @@ class Keys:
 
     def trust_anchors(self, origin: str) -> str:
         """A named.conf / delv ``trust-anchors`` statement for the zone's KSKs."""
-        lines = "".join(
-            f'    {origin} static-key {key.flags} 3 {key.algorithm} "{_public(key)}";\n'
-            for key in self.ksk
-        )
-        return f"trust-anchors {{\n{lines}}};\n"
+        return _trust_anchors(origin, ((k.flags, k.algorithm, k.dnskey[4:]) for k in self.ksk))
 
 
-def _public(key: SigningKey) -> str:
-    return base64.b64encode(key.dnskey[4:]).decode()
+def _trust_anchors(origin: str, keys: Iterable[tuple[int, int, bytes]]) -> str:
+    """A ``trust-anchors`` statement of static keys: (flags, algorithm, public key)."""
+    lines = "".join(
+        f'    {origin} static-key {flags} 3 {algorithm} "{base64.b64encode(public).decode()}";\n'
+        for flags, algorithm, public in keys
+    )
+    return f"trust-anchors {{\n{lines}}};\n"
+
+
+SECURE_ENTRY_POINT = 257
+"""DNSKEY flags of a KSK or combined key (ZONE and SEP): what a trust anchor names."""
+
+
+def served_dnskeys(port: int, origin: str) -> dns.rrset.RRset:
+    """``origin``'s DNSKEY RRset as 127.0.0.1:``port`` serves it (asked over TCP, DO set)."""
+    query = dns.message.make_query(origin, "DNSKEY", want_dnssec=True)
+    response = dns.query.tcp(query, "127.0.0.1", port=port, timeout=5)
+    return response.find_rrset(response.answer, query.question[0].name, 1, dns.rdatatype.DNSKEY)
+
+
+def served_trust_anchors(port: int, origin: str) -> str:
+    """A ``trust-anchors`` statement for the KSKs (flags 257) that 127.0.0.1:``port``
+    serves in ``origin``'s DNSKEY RRset: how a user trusts a zone whose keys a running
+    server made."""
+    rrset = served_dnskeys(port, origin)
+    keys = [(k.flags, k.algorithm, k.key) for k in rrset if k.flags == SECURE_ENTRY_POINT]
+    assert keys, rrset.to_text()
+    return _trust_anchors(origin, keys)
+
+
+def delv_lines(output: str) -> list[str]:
+    """delv's output, a line each with single spaces."""
+    return [" ".join(line.split()) for line in output.splitlines()]
+
+
+def assert_validated(output: str, *expected: str) -> None:
+    """delv's first line is the positive verdict and every ``expected`` line is there."""
+    assert output.startswith(FULLY_VALIDATED + "\n"), output
+    lines = delv_lines(output)
+    for line in expected:
+        assert line in lines, output
+
+
+def assert_denial_validated(output: str, name: str, rdtype: str, kind: str) -> None:
+    """delv validated a negative answer of ``kind`` (NXDOMAIN, or NXRRSET for NODATA):
+    ``; web6.docker. 10 IN \\-AAAA ;-$NXRRSET`` (any TTL)."""
+    assert output.startswith(NEGATIVE_VALIDATED + "\n"), output
+    prefix = f"; {name} "
+    suffix = f" IN \\-{'ANY' if kind == 'NXDOMAIN' else rdtype} ;-${kind}"
+    assert any(line.startswith(prefix) and line.endswith(suffix) for line in delv_lines(output)), (
+        output
+    )
 
 
 @dataclass

@@ -29,9 +29,11 @@ from tests.dnsserver.conftest import DOCKER_ZONE
 from tests.servers import summary
 from tests.signing import (
     FULLY_VALIDATED,
-    NEGATIVE_VALIDATED,
     Keys,
     SignedServer,
+    assert_denial_validated,
+    assert_validated,
+    delv_lines,
     relay,
     replace_address,
     signed_server,
@@ -71,26 +73,6 @@ def fresh(tmp_path: Path) -> Iterator[SignedServer]:
     """A signed DOCKER_ZONE of this test's own, to change."""
     with signed_server(DOCKER_ZONE, ORIGIN, Keys.make(), tmp_path) as running:
         yield running
-
-
-def _lines(output: str) -> list[str]:
-    return [" ".join(line.split()) for line in output.splitlines()]
-
-
-def assert_validated(output: str, *expected: str) -> None:
-    """delv's first line is the positive verdict and every ``expected`` line is there."""
-    assert output.startswith(FULLY_VALIDATED + "\n"), output
-    lines = _lines(output)
-    for line in expected:
-        assert line in lines, output
-
-
-def assert_denial_validated(output: str, name: str, rdtype: str, kind: str) -> None:
-    """delv validated a negative answer of ``kind`` (NXDOMAIN, or NXRRSET for NODATA)."""
-    assert output.startswith(NEGATIVE_VALIDATED + "\n"), output
-    assert f"; {name} 10 IN \\-{'ANY' if kind == 'NXDOMAIN' else rdtype} ;-${kind}" in _lines(
-        output
-    ), output
 
 
 POSITIVE = {
@@ -151,7 +133,7 @@ def test_delv_fully_validates_denials(signed: SignedServer, case: str) -> None:
 def test_delv_validates_the_dnskey_rrset(signed: SignedServer) -> None:
     output = signed.delv(ORIGIN, "DNSKEY")
     assert output.startswith(FULLY_VALIDATED + "\n"), output
-    dnskeys = [line for line in _lines(output) if line.startswith("docker. 3600 IN DNSKEY")]
+    dnskeys = [line for line in delv_lines(output) if line.startswith("docker. 3600 IN DNSKEY")]
     assert len(dnskeys) == len(signed.keys.published), output
     for key in signed.keys.published:
         assert f"key id = {key.tag}" in output

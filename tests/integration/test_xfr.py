@@ -93,11 +93,17 @@ def secondary_config(key: Path, origins: list[str], primary_port: int) -> tuple[
     return include, zones
 
 
+def transfer_key(path: Path) -> Path:
+    """Write the TSIG key ``KEY_NAME`` in BIND's format (what ``--transfer-key`` and
+    named's ``include`` read) to ``path``; returns it."""
+    path.write_text(f'key "{KEY_NAME}" {{\n\talgorithm hmac-sha256;\n\tsecret "{SECRET}";\n}};\n')
+    return path
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     workdir = tmp_path_factory.mktemp("xfr")
-    key = workdir / "xfr.key"
-    key.write_text(f'key "{KEY_NAME}" {{\n\talgorithm hmac-sha256;\n\tsecret "{SECRET}";\n}};\n')
+    key = transfer_key(workdir / "xfr.key")
     definitions = workdir / "definitions"
     shutil.copytree(ROOT / "manifests" / "examples", definitions)
     (definitions / "big.yaml").write_text(
