@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import dns.message
 import dns.query
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import eventually, named_checkzone, require_binary, service
 from tests.integration.test_xfr import KEY_NAME, secondary_config, transfer_key
@@ -260,6 +262,7 @@ def test_a_restart_keeps_the_keys_writes_nothing_and_validates_at_once(tmp_path:
         key_files = sorted(path.name for path in keys.rglob("*"))
         zone = daemon.zones / "db.docker"
         written = zone.read_bytes(), zone.stat().st_mtime_ns
+        assert _signatures_made(daemon) > 10
     finally:
         assert daemon.stop() == 0, daemon.output()
     first_run = len(daemon.output())
@@ -270,6 +273,7 @@ def test_a_restart_keeps_the_keys_writes_nothing_and_validates_at_once(tmp_path:
             delv(restarted.port, anchor, ORIGIN, "web.docker."), "web.docker. 30 IN A 198.18.0.7"
         )
         eventually(restarted.ready, timeout=20)
+        assert _signatures_made(restarted) == 0  # everything served as it was signed
         assert (zone.read_bytes(), zone.stat().st_mtime_ns) == written
         assert sorted(path.name for path in keys.rglob("*")) == key_files
         assert _served_ds(restarted.port) == [
@@ -362,3 +366,13 @@ def test_a_damaged_key_store_stops_run_with_exit_2_naming_the_file(tmp_path: Pat
     assert result.returncode == 2, result.stdout + result.stderr
     assert "docker/keys.json" in result.stderr, result.stderr
     assert sorted(os.listdir(keys / "docker")) == files  # no new key over the damaged store
+
+
+def _signatures_made(daemon: Daemon) -> float:
+    """The daemon's dockzone_dnssec_signatures_total (/metrics)."""
+    with urllib.request.urlopen(f"http://{daemon.http}/metrics", timeout=5) as response:
+        for family in text_string_to_metric_families(response.read().decode()):
+            for sample in family.samples:
+                if sample.name == "dockzone_dnssec_signatures_total":
+                    return sample.value
+    raise AssertionError("no dockzone_dnssec_signatures_total in /metrics")
