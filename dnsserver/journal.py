@@ -20,7 +20,8 @@ at the new serial:
 Each zone's journal is bounded by `limit` records (each delta counts its two SOAs, the
 deleted and the added records); the oldest deltas go first. `since(origin, serial, to)`
 gives the deltas a transfer needs, `condense` folds consecutive ones into one difference.
-dockzone's private `ADDRESS_CNAME` records never enter a journal (transfers leave them out).
+dockzone's private records (`zone.is_private`: `ADDRESS_CNAME` and its signature) never
+enter a journal (transfers leave them out).
 Persistence is `dnsserver.journalfile`.
 """
 
@@ -32,8 +33,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from dnsserver.rdata import ADDRESS_CNAME, SOA
-from dnsserver.zone import RRset, Zone
+from dnsserver.rdata import SOA
+from dnsserver.zone import RRset, Zone, is_private
 from dnsserver.zonestore import ZoneIndex
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,6 @@ DEFAULT_SIZE = 100_000
 """Records kept per zone by default: a day of a busy Docker host's churn (a container that
 starts or stops changes 5-10 records: its A, PTR, TXT, SRV, the aggregated names, two SOAs;
 one such change every 10 seconds for 24 hours is ~86,000)."""
-
-_SKIPPED = frozenset({SOA, ADDRESS_CNAME})
 
 
 def older(client: int, ours: int) -> bool:
@@ -102,10 +101,10 @@ def diff_zones(
         before = old.node(name) or {}
         after = new.node(name) or {}
         for rdtype in before.keys() | after.keys():
-            if rdtype in _SKIPPED:
+            if rdtype == SOA:
                 continue
-            was = before.get(rdtype)
-            now = after.get(rdtype)
+            was = None if is_private(before, rdtype) else before.get(rdtype)
+            now = None if is_private(after, rdtype) else after.get(rdtype)
             if was is now:
                 continue
             if was is None:

@@ -64,7 +64,7 @@ from dnsserver.message import (
     render_transfer,
 )
 from dnsserver.name import name_to_wire, parse_name
-from dnsserver.rdata import ADDRESS_CNAME, AXFR, IXFR
+from dnsserver.rdata import AXFR, IXFR
 from dnsserver.zone import RRset, Zone
 from dnsserver.zonestore import ZoneIndex
 
@@ -165,11 +165,12 @@ def is_transfer(query: Query) -> bool:
 
 def transfer_rrsets(zone: Zone) -> Iterator[RRset]:
     """A zone as AXFR sends it: SOA, every other RRset, SOA (RFC 5936 2.2). dockzone's
-    private ADDRESS_CNAME records stay behind (a secondary answers with zone-file data)."""
+    private ADDRESS_CNAME records (and their signatures) stay behind (a secondary answers
+    with zone-file data)."""
     soa = zone.soa
     yield soa
-    for rrset in zone.rrsets():
-        if rrset.rdtype != ADDRESS_CNAME and rrset is not soa:
+    for rrset in zone.public_rrsets():
+        if rrset is not soa:
             yield rrset
     yield soa
 

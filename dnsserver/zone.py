@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from dnsserver.errors import ZoneError
 from dnsserver.name import ROOT, is_subdomain, parent, parse_name, split_labels
 from dnsserver.rdata import (
+    ADDRESS_CNAME,
     CNAME,
     NS,
     SOA,
@@ -43,6 +44,9 @@ def rrsig_key(covered: int) -> int:
     return (RRSIG << 16) | covered
 
 
+_RRSIG_CNAME = rrsig_key(CNAME)
+
+
 def type_key(rdtype: int, rdata: bytes) -> int:
     """The node key of a record: its type, or `rrsig_key` of the covered type for an RRSIG."""
     if rdtype == RRSIG:
@@ -55,6 +59,13 @@ def type_key(rdtype: int, rdata: bytes) -> int:
 def key_type(key: int) -> int:
     """The record type of a node key (`type_key`'s inverse)."""
     return RRSIG if key > 0xFFFF else key
+
+
+def is_private(node: Mapping[int, RRset], key: int) -> bool:
+    """Whether a node's RRset is dockzone's own, kept for answers but never sent in a
+    transfer nor written to a file: an ADDRESS_CNAME, and the RRSIG made for it (covering
+    CNAME at a name that has no CNAME)."""
+    return key == ADDRESS_CNAME or (key == _RRSIG_CNAME and CNAME not in node)
 
 
 def _cname_companion(key: int) -> bool:
@@ -594,6 +605,13 @@ class Zone:
         """Every RRset of the zone."""
         for node in self._nodes.values():
             yield from node.values()
+
+    def public_rrsets(self) -> Iterator[RRset]:
+        """Every RRset a transfer sends or a file holds (not the `is_private` ones)."""
+        for node in self._nodes.values():
+            for key, rrset in node.items():
+                if not is_private(node, key):
+                    yield rrset
 
     def match(self, pattern: list[str]) -> list[str]:
         """Names owning data that match `pattern` label by label; `*`/`any` match any label."""

@@ -46,7 +46,7 @@ from dnsserver.rdata import (
     rdtype_from_text,
     split_rdata,
 )
-from dnsserver.zone import NSEC, RRset, Zone, ZoneBuilder
+from dnsserver.zone import NSEC, RRset, Zone, ZoneBuilder, is_private
 
 _CLASSES = frozenset({"IN", "CH", "HS", "CS", "ANY"})
 _MAX_INCLUDE_DEPTH = 8
@@ -442,12 +442,8 @@ def dnssec_text(zone: Zone) -> str:
         node = zone.node(name)
         assert node is not None
         for key, rrset in node.items():
-            if key > 0xFFFF:
-                if key & 0xFFFF == CNAME and CNAME not in node:
-                    continue  # the signature of an ADDRESS_CNAME
-            elif key not in (_DNSKEY, NSEC):
-                continue
-            lines.extend(rrset_lines(rrset))
+            if (key > 0xFFFF or key in (_DNSKEY, NSEC)) and not is_private(node, key):
+                lines.extend(rrset_lines(rrset))
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -455,7 +451,7 @@ def zone_to_text(zone: Zone) -> str:
     """The whole zone in master-file form, SOA first (for tests and tools such as
     `dnssec-verify`; dockzone's own zone files are rendered by the reconciler)."""
     lines = rrset_lines(zone.soa)
-    for rrset in zone.rrsets():
+    for rrset in zone.public_rrsets():
         if rrset is not zone.soa:
             lines.extend(rrset_lines(rrset))
     return "\n".join(lines) + "\n"
