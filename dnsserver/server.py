@@ -88,8 +88,6 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 TCP_MAX_MESSAGE = 65535
 TCP_READ_SIZE = 65536
 """Bytes read from a TCP connection at a time: pipelined queries arrive together."""
-TCP_CACHE_SIZE = 10_000
-"""Answers built over TCP kept for the same query on any connection (per zone index)."""
 
 
 @dataclass(slots=True)
@@ -894,7 +892,7 @@ class DNSService:
             return
         sent = self._tcp_respond(out, reply.wire, keepalive, started)
         if sent is not None and reply.variants and not reply.cookie:
-            if len(cache) >= TCP_CACHE_SIZE:
+            if len(cache) >= self.cache_size:  # as many as the UDP cache holds
                 cache.clear()
             bodies = [sent[2:]]
             bodies += [_keepalive(variant, keepalive)[2:] for variant in reply.variants[1:]]
