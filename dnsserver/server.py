@@ -845,6 +845,10 @@ class DNSService:
             self._tcp_counters.answered_locked(wire, time.perf_counter_ns() - started)
             out.append(len(wire).to_bytes(2, "big") + wire)
             return
+        counters = self._tcp_counters
+        assert counters.lock is not None
+        with counters.lock:
+            counters.misses += 1
         keepalive = b""
         try:
             query: Query | None = parse_query(data)
