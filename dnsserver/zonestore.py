@@ -13,14 +13,17 @@ kind of index (`base` None) may differ anywhere.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from dnsserver.errors import ZoneError
+from dnsserver.errors import KeyStoreError, ZoneError
 from dnsserver.name import ROOT, parent, parse_name
 from dnsserver.zone import PatchKey, RRset, Zone
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from dnsserver.signer import Signer
@@ -137,19 +140,37 @@ class ZoneStore:
         """The current index; keep using it for the whole query."""
         return self._current
 
-    def _signed(self, zones: Mapping[str, Zone], served: Mapping[str, Zone]) -> dict[str, Zone]:
-        """`zones`, each signed when the signer signs it."""
+    def _signed(
+        self,
+        zones: Mapping[str, Zone],
+        served: Mapping[str, Zone],
+        failed: list[KeyStoreError] | None = None,
+    ) -> dict[str, Zone]:
+        """`zones`, each signed when the signer signs it. A zone whose keys cannot be read
+        keeps the version `served` holds (or is left out when there is none): the error is
+        logged and added to `failed`, and the other zones go on."""
         signer = self.signer
         if signer is None:
             return dict(zones)
-        return {
-            origin: (
-                signer.sign_zone(zone, served.get(zone.origin))
-                if signer.signs(zone.origin)
-                else zone
-            )
-            for origin, zone in zones.items()
-        }
+        result = {}
+        for origin, zone in zones.items():
+            if not signer.signs(zone.origin):
+                result[origin] = zone
+                continue
+            try:
+                result[origin] = signer.sign_zone(zone, served.get(zone.origin))
+            except KeyStoreError as exc:
+                self._key_failure(zone.origin, exc, failed)
+                if zone.origin in served:
+                    result[origin] = served[zone.origin]
+        return result
+
+    def _key_failure(
+        self, origin: str, exc: KeyStoreError, failed: list[KeyStoreError] | None
+    ) -> None:
+        log.error("zone %s not updated: its DNSSEC keys: %s", origin, exc)
+        if failed is not None:
+            failed.append(exc)
 
     def replace(self, zones: Mapping[str, Zone]) -> ZoneIndex:
         """Serve exactly `zones` from now on; returns the new index."""
@@ -196,9 +217,13 @@ class ZoneStore:
         When only `changes` are given, the new index records which names changed, so the
         server keeps its cached answers for every other name; adding, replacing or dropping
         a zone, or adding or removing a delegation (NS below an apex), makes it start afresh.
+
+        A signed zone whose DNSSEC keys cannot be read stays as it is served (a new one is
+        not served) while the others are swapped in; then KeyStoreError is raised.
         """
         whole = {parse_name(origin): zone for origin, zone in (zones or {}).items()}
         dropped = {parse_name(origin) for origin in removed}
+        failed: list[KeyStoreError] = []
         with self._writer:
             current = self._current
             served = dict(current.zones)
@@ -212,7 +237,11 @@ class ZoneStore:
                 if zone is None:
                     raise ZoneError(origin, "cannot patch a zone that is not served")
                 if zone_changes:
-                    served[origin], names = self._patched(zone, zone_changes)
+                    try:
+                        served[origin], names = self._patched(zone, zone_changes)
+                    except KeyStoreError as exc:  # this zone stays as it is served
+                        self._key_failure(origin, exc, failed)
+                        continue
                     if names is None:
                         anywhere = True
                     else:
@@ -221,12 +250,17 @@ class ZoneStore:
                 raise ValueError(f"zones both set and removed: {sorted(whole.keys() & dropped)}")
             dropped &= served.keys()
             if not changed and not anywhere and not whole and not dropped:
+                if failed:
+                    raise failed[0]
                 return current
             for origin in dropped:
                 del served[origin]
-            served.update(self._signed(whole, served))
+            served.update(self._signed(whole, served, failed))
             new = self._swap(current, served, None if whole or dropped or anywhere else changed)
-        return self._swapped(new)
+        self._swapped(new)
+        if failed:
+            raise failed[0]  # the caller retries; the other zones are served already
+        return new
 
     def _swap(
         self,
@@ -312,10 +346,18 @@ class ZoneStore:
             changed: dict[str, frozenset[str]] = {}
             anywhere = False
             for origin, zone in current.zones.items():
-                if not signer.signs(origin) or not signer.due(zone):
+                try:
+                    if not signer.signs(origin) or not signer.due(zone):
+                        continue
+                except KeyStoreError as exc:
+                    self._key_failure(origin, exc, None)
                     continue
                 serial = (zone.serial + 1) & 0xFFFFFFFF if bump else None
-                served[origin], names = self._resigned(zone, serial)
+                try:
+                    served[origin], names = self._resigned(zone, serial)
+                except KeyStoreError as exc:
+                    self._key_failure(origin, exc, None)
+                    continue
                 if names is None:
                     anywhere = True
                 else:

@@ -170,9 +170,14 @@ def signatures_due(store: ZoneStore) -> list[str]:
     signer = store.signer
     if signer is None:
         return []
-    return [
-        zone.origin for zone in store.snapshot() if signer.signs(zone.origin) and signer.due(zone)
-    ]
+    due = []
+    for zone in store.snapshot():
+        try:
+            if signer.signs(zone.origin) and signer.due(zone):
+                due.append(zone.origin)
+        except KeyStoreError:  # its keys cannot be read now: the zone keeps what it has
+            continue
+    return due
 
 
 async def signature_timer(store: ZoneStore, wakeup: Wakeup, stop: asyncio.Event) -> None:

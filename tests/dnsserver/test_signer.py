@@ -17,6 +17,7 @@ import pytest
 
 from dnsserver import ZoneError, ZoneStore, rrset_from_text
 from dnsserver.dnssec import DNSKEY, NSEC, RRSIG, ZONE_KEY, SigningKey, rrsig_expiration
+from dnsserver.errors import KeyFileError
 from dnsserver.signer import Signer, SigningPolicy
 from dnsserver.zone import Zone, rrsig_key
 from dnsserver.zonefile import zone_to_text
@@ -237,3 +238,44 @@ def test_the_signer_refuses_dnssec_records_from_a_source() -> None:
                 }
             }
         )
+
+
+def test_a_zone_whose_keys_cannot_be_read_keeps_its_version_and_holds_up_no_other() -> None:
+    """One zone's damaged key files: its change waits (the old version stays served, a
+    new zone is not served), every other zone's change is swapped in, then the error is
+    raised for the caller to retry."""
+    keys = _csk()
+    broken = {"other."}
+
+    def keys_of(origin: str) -> Keys:
+        if origin in broken:
+            raise KeyFileError(f"keys/{origin}keys.json", "keys[0].state", "damaged")
+        return keys
+
+    other = Zone.from_records("other.", [_soa(1)])
+    broken.clear()
+    store = ZoneStore({ORIGIN: _zone(), "other.": other}, signer=Signer(keys_of, clock=Clock()))
+    broken.add("other.")
+    soa_other = rrset_from_text(
+        "other.", "other.", "SOA", 30, ["ns.dns.docker. hostmaster.docker. 2 3600 600 86400 30"]
+    )
+    with pytest.raises(KeyFileError, match="damaged"):
+        store.patch(
+            {
+                ORIGIN: {
+                    ("new.docker.", "A"): rrset_from_text(
+                        ORIGIN, "new.docker.", "A", 30, ["10.1.1.1"]
+                    )
+                },
+                "other.": {("other.", "SOA"): soa_other},
+            },
+            zones={"third.": Zone.from_records("third.", [_soa(1)])},
+        )
+    served = store.snapshot().zones
+    assert served[ORIGIN].get("new.docker.", 1) is not None  # swapped in
+    assert served["other."].serial == 1  # as it was
+    assert "third." in served  # signed: not a zone of the broken store
+    broken.add("fourth.")
+    with pytest.raises(KeyFileError):
+        store.patch({}, zones={"fourth.": Zone.from_records("fourth.", [_soa(1)])})
+    assert "fourth." not in store.snapshot().zones
