@@ -234,6 +234,25 @@ class Daemon:
     def signal(self, signum: signal.Signals) -> None:
         self.process.send_signal(signum)
 
+    def again(self, workdir: Path, *args: str, definitions: Path | None = None) -> Daemon:
+        """``dockzone run`` started anew (after `stop`) on this one's DNS port and zones, with
+        ``args``; a new HTTP port (the old one may linger in TIME_WAIT)."""
+        http = f"127.0.0.1:{free_port()}"
+        command = [
+            "run",
+            "--definitions",
+            str(definitions or self.definitions),
+            "--zones",
+            str(self.zones),
+            "--dns",
+            f"127.0.0.1:{self.port}",
+            "--no-rec",
+            "--http",
+            http,
+            *args,
+        ]
+        return Daemon.start_command(workdir, command, port=self.port, http=http)
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

@@ -61,22 +61,7 @@ class Setup:
 
     def restart(self) -> None:
         """Start ``dockzone run`` again on the same ports (BIND's primary) and zones."""
-        daemon = self.daemon
-        http = f"127.0.0.1:{free_port()}"  # a new one: the old may linger in TIME_WAIT
-        command = [
-            "run",
-            "--definitions",
-            str(daemon.definitions),
-            "--zones",
-            str(daemon.zones),
-            "--dns",
-            f"127.0.0.1:{daemon.port}",
-            "--no-rec",
-            "--http",
-            http,
-            *self.args,
-        ]
-        self.daemon = Daemon.start_command(self.workdir, command, port=daemon.port, http=http)
+        self.daemon = self.daemon.again(self.workdir, *self.args)
 
 
 def secondary_config(key: Path, origins: list[str], primary_port: int) -> tuple[str, str]:

@@ -173,21 +173,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 setup.secondaries[name] = _start(
                     name, workdir / name, ports[name], daemon.port, zones
                 )
-        http = f"127.0.0.1:{free_port()}"  # a new one: the old may linger in TIME_WAIT
-        command = [
-            "run",
-            "--definitions",
-            str(definitions),
-            "--zones",
-            str(daemon.zones),
-            "--dns",
-            f"127.0.0.1:{daemon.port}",
-            "--no-rec",
-            "--http",
-            http,
-            *args,
-        ]
-        setup.daemon = Daemon.start_command(workdir, command, port=daemon.port, http=http)
+        setup.daemon = daemon.again(workdir, *args, definitions=definitions)
         yield setup
     finally:
         for secondary in setup.secondaries.values():
