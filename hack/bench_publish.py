@@ -65,6 +65,10 @@ import dns.rcode
 import dns.rdatatype
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests import servers  # noqa: E402 (the repository root is on the path only now)
+
 ZONE = "docker."
 REGIONS = ("east", "west", "north", "south")
 KEY_NAME = "dockzone-bench"
@@ -189,24 +193,10 @@ class Named:
             "$TTL 300\n@ IN SOA ns.docker. hostmaster.docker. 1 3600 600 86400 30\n"
             "@ IN NS ns.docker.\nns IN A 127.0.0.1\n"
         )
+        options = servers.named_options(workdir, port, "    max-types-per-name 0;\n")
         (workdir / "named.conf").write_text(
             f"""include "{key}";
-options {{
-    directory "{workdir}";
-    pid-file "{workdir}/named.pid";
-    session-keyfile "{workdir}/session.key";
-    managed-keys-directory "{workdir}";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    dnssec-validation no;
-    notify no;
-    allow-transfer {{ none; }};
-    max-records-per-type 0;
-    max-types-per-name 0;
-}};
-controls {{ }};
-zone "docker" {{
+{options}zone "docker" {{
     type primary;
     file "{workdir}/db.docker";
     update-policy {{ grant {KEY_NAME} zonesub ANY; }};
