@@ -17,8 +17,7 @@ import struct
 import time
 from collections.abc import Callable
 
-from dnsserver.message import HEADER, NXDOMAIN, TC, read_record_header
-from dnsserver.name import read_name
+from dnsserver.message import HEADER, NXDOMAIN, TC, records_at
 from dnsserver.rdata import OPT
 
 MAX_TTL = 3600
@@ -76,21 +75,12 @@ def _ttls(wire: bytes) -> tuple[tuple[int, int], ...]:
     """The offset and value of the TTL of every record but OPT, or () when the answer is not
     one to keep (an error, truncated, unreadable, no record)."""
     try:
-        _, flags, qdcount, ancount, nscount, arcount = HEADER.unpack_from(wire)
+        flags = HEADER.unpack_from(wire)[1]
         if flags & TC or (flags & 0xF) not in (0, NXDOMAIN):
             return ()
-        pos = 12
-        for _ in range(qdcount):
-            _, pos = read_name(wire, pos)
-            pos += 4
-        found = []
-        for _ in range(ancount + nscount + arcount):
-            _, rdtype, _, ttl, rdlen, rdata = read_record_header(wire, pos)
-            if rdtype != OPT:
-                found.append((rdata - 6, ttl))
-            pos = rdata + rdlen
+        records = list(records_at(wire))
     except (ValueError, struct.error):
         return ()
-    if pos != len(wire):
-        return ()
-    return tuple(found)
+    if not records or records[-1].rdata + records[-1].rdlen != len(wire):
+        return ()  # no record, or bytes after the last one
+    return tuple((r.rdata - 6, r.ttl) for r in records if r.rdtype != OPT)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from dnsserver.errors import MessageError
 from dnsserver.name import name_to_wire, read_name
@@ -424,6 +425,38 @@ TCP_KEEPALIVE = 11
 """The edns-tcp-keepalive option code (RFC 7828)."""
 
 
+class RecordAt(NamedTuple):
+    """Where a record of a message is: its section (0 answer, 1 authority, 2 additional),
+    offset, type, TTL, and the offset and length of its rdata."""
+
+    section: int
+    start: int
+    rdtype: int
+    ttl: int
+    rdata: int
+    rdlen: int
+
+
+def records_at(wire: bytes, question_end: int | None = None) -> Iterator[RecordAt]:
+    """Every record after the question section of a message, in order (`question_end`:
+    where the question section ends, when the caller knows). Raises ValueError or
+    struct.error for a message that cannot be read that far."""
+    _, _, qdcount, ancount, nscount, arcount = HEADER.unpack_from(wire)
+    pos = question_end if question_end is not None else 12
+    if question_end is None:
+        for _ in range(qdcount):
+            _, pos = read_name(wire, pos)
+            pos += 4
+    authority = ancount
+    additional = ancount + nscount
+    for index in range(additional + arcount):
+        start = pos
+        _, rdtype, _, ttl, rdlen, pos = read_record_header(wire, pos)
+        section = 0 if index < authority else 1 if index < additional else 2
+        yield RecordAt(section, start, rdtype, ttl, pos, rdlen)
+        pos += rdlen
+
+
 def add_edns_option(wire: bytes, option: bytes) -> bytes:
     """``wire`` with ``option`` (wire form, ``edns_option``) appended to its OPT record;
     unchanged when it has none or cannot be read (a response whose query had no EDNS).
@@ -432,18 +465,11 @@ def add_edns_option(wire: bytes, option: bytes) -> bytes:
     works on any response, ours or an upstream's.
     """
     try:
-        _, _, qdcount, ancount, nscount, arcount = HEADER.unpack_from(wire)
-        pos = 12
-        for _ in range(qdcount):
-            _, pos = read_name(wire, pos)
-            pos += 4
-        for index in range(ancount + nscount + arcount):
-            _, rdtype, _, _, rdlen, pos = read_record_header(wire, pos)
-            end = pos + rdlen
-            if rdtype == OPT and index >= ancount + nscount:
-                length = (rdlen + len(option)).to_bytes(2, "big")
+        for record in records_at(wire):
+            if record.rdtype == OPT and record.section == 2:
+                pos, end = record.rdata, record.rdata + record.rdlen
+                length = (record.rdlen + len(option)).to_bytes(2, "big")
                 return wire[: pos - 2] + length + wire[pos:end] + option + wire[end:]
-            pos = end
     except (ValueError, struct.error):
         pass
     return wire

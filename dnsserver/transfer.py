@@ -54,12 +54,11 @@ from dnsserver.message import (
     CD,
     CLASS_IN,
     FORMERR,
-    HEADER,
     NOTAUTH,
     RD,
     REFUSED,
     Query,
-    read_record_header,
+    records_at,
     render_error,
     render_transfer,
 )
@@ -144,18 +143,11 @@ def signed_at(data: bytes, query: Query) -> int | None:
     arcount = int.from_bytes(data[10:12], "big")
     if arcount <= int(query.edns):
         return None
-    pos = 12 + len(query.question)
-    start = pos
-    rdtype = 0
-    counts = HEADER.unpack_from(data)
     try:
-        for _ in range(counts[3] + counts[4] + counts[5]):
-            start = pos
-            _, rdtype, _, _, rdlen, pos = read_record_header(data, pos)
-            pos += rdlen
-    except ValueError:
+        records = list(records_at(data, 12 + len(query.question)))
+    except (ValueError, struct.error):
         return None
-    return start if rdtype == TSIG else None
+    return records[-1].start if records and records[-1].rdtype == TSIG else None
 
 
 def is_transfer(query: Query) -> bool:
