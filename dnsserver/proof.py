@@ -34,11 +34,6 @@ from dnsserver.zonestore import ZoneIndex
 _DS = 43
 
 
-def any_signed(index: ZoneIndex) -> bool:
-    """Whether a zone of `index` is signed (has an NSEC chain)."""
-    return any(chain_of(zone) is not None for zone in index)
-
-
 def add_proofs(index: ZoneIndex, result: Resolution) -> None:
     """Add RRSIGs and NSEC proofs to `result` (see the module table)."""
     final = result.final

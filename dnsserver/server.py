@@ -71,7 +71,7 @@ from dnsserver.message import (
 from dnsserver.name import reverse_network
 from dnsserver.negative import NegativeAnswers
 from dnsserver.notify import Notifier
-from dnsserver.proof import add_proofs, any_signed
+from dnsserver.proof import add_proofs
 from dnsserver.rdata import AAAA, PTR, A
 from dnsserver.rrl import SLIP, RateLimiter, slip_response
 from dnsserver.stats import Counters, DNSStats
@@ -403,7 +403,7 @@ class DNSService:
             return _Reply(render_error(data, REFUSED, query, cookie + options))
         limit = min(query.udp_size, self.max_udp_size) if udp else TCP_MAX_MESSAGE
         result = resolve(index, query.qname, query.qtype, query.do)
-        if query.do and result.in_zone and any_signed(index):
+        if query.do and result.in_zone and index.signed:
             add_proofs(index, result)  # signatures cover whole RRsets: no network subset
         elif network >= 0 and result.answer:
             result.answer = _same_network(result.answer, self._networks[network])

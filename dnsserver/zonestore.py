@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from dnsserver.errors import KeyStoreError, ZoneError
 from dnsserver.name import ROOT, parent, parse_name
+from dnsserver.nsec import chain_of
 from dnsserver.zone import PatchKey, RRset, Zone
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class ZoneIndex:
     its predecessor (built whole, or zones added or removed).
     """
 
-    __slots__ = ("_zones", "base", "changed", "changed_names", "generation")
+    __slots__ = ("_signed", "_zones", "base", "changed", "changed_names", "generation")
 
     def __init__(
         self,
@@ -55,6 +56,7 @@ class ZoneIndex:
                 raise ValueError(f"zone {zone.origin} stored under the origin {origin}")
             built[key] = zone
         self._zones = built
+        self._signed: bool | None = None
         self.generation = generation
         if base is None or changed is None:
             self.base: int | None = None
@@ -64,6 +66,15 @@ class ZoneIndex:
             self.base = base
             self.changed = MappingProxyType(dict(changed))
             self.changed_names = frozenset().union(*changed.values())
+
+    @property
+    def signed(self) -> bool:
+        """Whether a zone of the index is signed (has an NSEC chain); known after the first
+        question (a benign race: two threads find the same)."""
+        signed = self._signed
+        if signed is None:
+            signed = self._signed = any(chain_of(zone) is not None for zone in self._zones.values())
+        return signed
 
     @property
     def zones(self) -> Mapping[str, Zone]:
