@@ -226,13 +226,18 @@ def closest_encloser(zone: Zone, name: str) -> str | None:
     return encloser
 
 
+def wildcard_name(encloser: str) -> str:
+    """The RFC 4592 wildcard name at `encloser`: `*.<encloser>`."""
+    return "*." + encloser if encloser != ROOT else "*."
+
+
 def _wildcard_source(zone: Zone, name: str) -> str | None:
     """RFC 4592: the `*` name below the closest encloser of a name that does not exist,
     when it owns data."""
     encloser = closest_encloser(zone, name)
     if encloser is None:
         return None
-    source = "*." + encloser if encloser != ROOT else "*."
+    source = wildcard_name(encloser)
     return source if zone.node(source) is not None else None
 
 

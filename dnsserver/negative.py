@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 
+from dnsserver.answer import closest_encloser, wildcard_name
 from dnsserver.message import NXDOMAIN, RR_FIXED, opt_record
 from dnsserver.name import name_to_wire
 from dnsserver.nsec import chain_of
@@ -190,12 +191,12 @@ class NegativeAnswers:
         canonical key): how many, and their wire form with uncompressed owners."""
         chain = zone.chain
         assert chain is not None
-        encloser = qname[qname.index(".") + 1 :]
-        while encloser != zone.origin and not zone.exists(encloser):
-            encloser = encloser[encloser.index(".") + 1 :]
+        encloser = closest_encloser(zone, qname)
+        if encloser is None:
+            return None
         wild = self._wild.get(encloser)
         if wild is None:
-            wild = self._wild[encloser] = chain.before("*." + encloser)
+            wild = self._wild[encloser] = chain.before(wildcard_name(encloser))
         cover = chain.before(qname, key)
         made = self._proofs.get((cover, wild))
         if made is None:

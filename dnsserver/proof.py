@@ -23,9 +23,8 @@ they are.
 
 from __future__ import annotations
 
-from dnsserver.answer import Resolution, closest_encloser
+from dnsserver.answer import Resolution, closest_encloser, wildcard_name
 from dnsserver.message import NXDOMAIN
-from dnsserver.name import ROOT
 from dnsserver.nsec import chain_of
 from dnsserver.rdata import NS, SOA
 from dnsserver.zone import NSEC, RRSIG, RRset, Zone, rrsig_key
@@ -64,7 +63,7 @@ def _denial(zone: Zone, result: Resolution) -> list[RRset]:
         names.append(chain.before(name))
         encloser = closest_encloser(zone, name)
         if encloser is not None:
-            names.append(chain.before("*." + encloser if encloser != ROOT else "*."))
+            names.append(chain.before(wildcard_name(encloser)))
     elif result.wildcard is not None:
         names.append(chain.before(name))
         if negative:

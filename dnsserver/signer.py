@@ -301,7 +301,6 @@ class Signer:
                     patch[(name, rdtype)] = rrset
                 continue
             data = _data(zone.node(name))
-            existed = bool(data)
             for rdtype, rrset in items:
                 patch[(name, rdtype)] = rrset
                 if rrset is None or not rrset.rdatas:
@@ -324,10 +323,8 @@ class Signer:
                 remake.add(names[index - 1])
                 patch[(name, NSEC)] = None
                 patch[(name, _sig_key(NSEC))] = None
-            if data and (
-                not existed or _bitmap_types(data) != _bitmap_types(_data(zone.node(name)))
-            ):
-                remake.add(name)
+            if data:
+                remake.add(name)  # its types may differ: made again, kept when it is the same
         new_chain = Chain(names, keys_list)
         negative_ttl = _negative_ttl((datas.get(origin) or {}).get(SOA) or zone.soa)
         for name in remake:

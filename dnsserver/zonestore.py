@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from dnsserver.errors import KeyStoreError, ZoneError
 from dnsserver.name import ROOT, parent, parse_name
-from dnsserver.nsec import chain_of
+from dnsserver.nsec import Chain, chain_of
 from dnsserver.zone import PatchKey, RRset, Zone
 
 log = logging.getLogger(__name__)
@@ -306,9 +306,7 @@ class ZoneStore:
         signed = signer.sign_patch(zone, changes)
         if signed is None:  # signed whole: every answer of the zone may differ
             return signer.sign_zone(zone.patched(unsigned_changes(changes)), zone), None
-        patch, chain = signed
-        new, names = zone.patched_with_names(patch)
-        new.chain = chain
+        new, names = _patched_signed(zone, signed)
         if names is None or refreshed is None:
             return new, None
         return new, names | refreshed
@@ -324,9 +322,7 @@ class ZoneStore:
         if isinstance(refreshed, Zone):
             zone, names = refreshed, None
         elif refreshed is not None:
-            patch, chain = refreshed
-            zone, names = zone.patched_with_names(patch)
-            zone.chain = chain
+            zone, names = _patched_signed(zone, refreshed)
         else:
             names = frozenset()
         if serial is not None:
@@ -336,9 +332,7 @@ class ZoneStore:
             new_soa = RRset(soa.name, soa.rdtype, soa.ttl, (rdata,))
             signed = signer.sign_patch(zone, {(zone.origin, soa.rdtype): new_soa})
             assert signed is not None  # the keys were just followed
-            patch, chain = signed
-            zone, more = zone.patched_with_names(patch)
-            zone.chain = chain
+            zone, more = _patched_signed(zone, signed)
             names = None if names is None or more is None else names | more
         return zone, names
 
@@ -360,11 +354,7 @@ class ZoneStore:
                 try:
                     if not signer.signs(origin) or not signer.due(zone):
                         continue
-                except KeyStoreError as exc:
-                    self._key_failure(origin, exc, None)
-                    continue
-                serial = (zone.serial + 1) & 0xFFFFFFFF if bump else None
-                try:
+                    serial = (zone.serial + 1) & 0xFFFFFFFF if bump else None
                     served[origin], names = self._resigned(zone, serial)
                 except KeyStoreError as exc:
                     self._key_failure(origin, exc, None)
@@ -377,3 +367,13 @@ class ZoneStore:
                 return current
             new = self._swap(current, served, None if anywhere else changed)
         return self._swapped(new)
+
+
+def _patched_signed(
+    zone: Zone, signed: tuple[Mapping[PatchKey, RRset | None], Chain]
+) -> tuple[Zone, frozenset[str] | None]:
+    """`zone` with a patch the signer made, carrying the NSEC chain that goes with it."""
+    patch, chain = signed
+    new, names = zone.patched_with_names(patch)
+    new.chain = chain
+    return new, names

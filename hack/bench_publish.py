@@ -164,14 +164,23 @@ def binary(name: str) -> str:
     return path
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+def wait_for(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+    *,
+    bench: str = "bench publish",
+) -> None:
+    """Poll ``check`` until it returns True (exceptions count as not yet); at the deadline
+    stop the benchmark ``bench`` naming ``what``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with suppress(Exception):
             if check():
                 return
         time.sleep(interval)
-    raise SystemExit(f"bench publish: {what} not ready within {timeout:g}s")
+    raise SystemExit(f"{bench}: {what} not ready within {timeout:g}s")
 
 
 @dataclass

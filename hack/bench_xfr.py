@@ -55,6 +55,7 @@ import dns.message
 import dns.query
 from bench_dns import cpu_seconds, free_port, pin, sbin
 from bench_publish import Service, address, make_services, stop
+from bench_publish import wait_for as publish_wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -82,14 +83,8 @@ def fail(message: str) -> None:
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll ``check`` until it returns True; exceptions count as not yet."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with suppress(Exception):
-            if check():
-                return
-        time.sleep(interval)
-    fail(f"{what} not within {timeout:g}s")
+    """bench_publish's `wait_for`, its message this benchmark's."""
+    publish_wait_for(check, timeout, what, interval, bench="bench xfr")
 
 
 def soa_serial(port: int, origin: str, timeout: float = 0.5) -> int | None:
