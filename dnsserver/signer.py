@@ -197,6 +197,7 @@ class Signer:
         chain = Chain.of([name for name in datas if not _below_cut(name, origin, cuts)])
         negative_ttl = _negative_ttl(datas[origin][SOA])
         nodes: dict[str, dict[int, RRset]] = {}
+        earliest = 0xFFFFFFFF
         for name, data in datas.items():
             node = dict(data)
             nodes[name] = node
@@ -210,10 +211,11 @@ class Signer:
                     group = self._sign(origin, rrset, self._keys_for(rdtype, keys), now)
                 if group is not None:
                     node[_sig_key(rdtype)] = group
+                    earliest = min(earliest, *map(rrsig_expiration, group.rdatas))
         signed = Zone(origin, nodes)
         signed.chain = chain
         self._used[origin] = _tags(keys)
-        self._earliest[origin] = _earliest(signed)
+        self._earliest[origin] = earliest
         return signed
 
     def _complete(self, zone: Zone, keys: KeySet, now: int) -> bool:
