@@ -1,6 +1,8 @@
 """The UDP/TCP DNS service: `DNSService(store, listen=...)`, `start()`, `stop()`.
 
-Each UDP socket is served by one thread running a blocking recvfrom/sendto loop. Its hot
+Each UDP socket is served by one thread running a blocking loop: it reads every query
+waiting (recvmmsg where the C module `dnsserver._udpbatch` is built, else recvfrom; see
+`dnsserver.udpio`), answers them, and sends the answers together. Its hot
 path answers from a response cache: the full wire response keyed by the query's bytes
 after the id (flags, counts, question as sent, OPT record), with the client's id patched
 in. The cache belongs to one `ZoneIndex`, so a cached answer is never older than the zones
@@ -41,7 +43,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from dnsserver.answer import resolve
 from dnsserver.cookies import COOKIE, CookieError, Cookies, Verdict
@@ -76,6 +77,7 @@ from dnsserver.rdata import AAAA, PTR, A
 from dnsserver.rrl import SLIP, RateLimiter, slip_response
 from dnsserver.stats import Counters, DNSStats
 from dnsserver.transfer import Transfers, is_transfer, signed_at
+from dnsserver.udpio import Datagrams, Peer, Send, udp_io
 from dnsserver.zone import RRset
 from dnsserver.zonestore import ZoneIndex, ZoneStore
 
@@ -160,6 +162,8 @@ class DNSService:
 
     `rrl` (set before `start`) rate-limits UDP responses (`dnsserver.rrl`); clients inside
     `networks` (the Docker networks dockzone watches) are never limited.
+    `udp_batch` False reads one datagram per system call even where the C module that reads
+    them in batches is built (`dnsserver.udpio`).
     `transfers` answers AXFR, IXFR and TSIG-signed queries (`dnsserver.transfer`; the
     default refuses every transfer); `notifier` (`dnsserver.notify`) sends NOTIFY to
     secondaries from `start()` to `stop()`.
@@ -185,8 +189,10 @@ class DNSService:
         rrl: RateLimiter | None = None,
         transfers: Transfers | None = None,
         notifier: Notifier | None = None,
+        udp_batch: bool = True,
     ) -> None:
         self.store = store
+        self.udp_batch = udp_batch
         self.transfers = transfers or Transfers()
         self.notifier = notifier
         self.cookies = Cookies() if cookies else None
@@ -535,7 +541,10 @@ class DNSService:
     # -- UDP -------------------------------------------------------------------------------
 
     def _serve_udp(self, sock: socket.socket) -> None:
-        recvfrom, sendto = _udp_io(sock)
+        io = udp_io(sock, batch=self.udp_batch)
+        receive, flush, host = io.receive, io.flush, io.host
+        out: Datagrams = []  # the answers to one batch of queries, sent together
+        queue = out.append
         snapshot = self.store.snapshot
         stopping = self._stopping.is_set
         answer = self._answer
@@ -551,16 +560,16 @@ class DNSService:
         rrl = self.rrl
         monotonic = time.monotonic
 
-        def send(out: bytes, query: bytes, addr: Address, network: int) -> None:
-            """Send a response made off the answer cache, through the rate limiter (clients
-            in the served networks are exempt). The cache hit path does the same inline."""
+        def send(wire: bytes, query: bytes, peer: Peer, network: int) -> None:
+            """Queue a response made off the answer cache, through the rate limiter
+            (clients in the served networks are exempt). The cache hit path does the same
+            inline."""
             if rrl is not None and network < 0:
-                verdict = rrl.check(addr[0], query, out[3] & 15, monotonic())
+                verdict = rrl.check(host(peer), query, wire[3] & 15, monotonic())
                 if verdict:
-                    _limit(verdict, query, addr, sendto, counters)
+                    _limit(verdict, query, peer, queue, counters)
                     return
-            with contextlib.suppress(OSError):
-                sendto(out, addr)
+            queue((wire, peer))
 
         cache: dict[bytes, tuple[Iterator[bytes], int]] = {}
         # Answers to queries whose OPT held a lone COOKIE, by the query without that option,
@@ -579,12 +588,18 @@ class DNSService:
         cache_networks: tuple[IPNetwork, ...] = ()
         cache_authority: tuple[IPNetwork, ...] | None = None
         while True:
+            if out:
+                flush(out)
+                out.clear()
             try:
-                data, addr = recvfrom(65535)
+                batch = receive()
             except OSError:
                 if stopping():
                     return
                 continue
+            if not batch and stopping():
+                return
+            # Once per batch: the zones or networks may have changed since the last.
             index = snapshot()
             networks = self._networks
             authority = self._reverse_authority
@@ -620,125 +635,123 @@ class DNSService:
                 cache_index = index
                 cache_networks = networks
                 cache_authority = authority
-            key = data[2:]
-            network = -1
-            if networks and addr:
-                network = self.network_of(addr[0])
-                if network >= 0:
-                    key = network.to_bytes(2, "big") + b"\xff" + key
-            hit = cache.get(key)
-            if hit is None:
-                hit = negatives.get(key)
-            if hit is not None:
-                cycle, number = hit
-                outcomes[number] += 1
-                wire = next(cycle)
-                if rrl is not None and network < 0:
-                    verdict = rrl.check(addr[0], data, wire[1] & 15, monotonic())
-                    if verdict:
-                        _limit(verdict, data, addr, sendto, counters)
-                        continue
-                try:  # noqa: SIM105 (hot path: try/except costs less than contextlib.suppress)
-                    sendto(data[:2] + wire, addr)
-                except OSError:
-                    pass
-                continue
-            if not data:
-                if stopping():
-                    return
-                continue
-            counters.misses += 1
-            cut = _cookie_size(data) if cookies is not None else 0
-            option = b""
-            if cut:  # a lone COOKIE: the answer without it may be cached
-                assert cookies is not None
-                option, judged = cookies.answer(data[len(data) - cut + 4 :], addr[0])
-                if require_cookie and judged is not Verdict.VALID:
-                    cut = 0  # BADCOOKIE, from the general path
-                else:
-                    hit = cookied.get(key[:-cut])
-                    if hit is not None:
-                        cycle, number = hit
-                        outcomes[number] += 1
-                        counters.misses -= 1
-                        send(data[:2] + next(cycle) + option, data, addr, network)
-                        continue
-            if negative is None:
-                negative = NegativeAnswers(
-                    index, ra=self.forwarder is not None, edns_size=self.max_udp_size
-                )
-            made = negative.answer(data, option if cut else b"")
-            if made is not None:
-                number = slot(made)
-                if not cut:
-                    if len(negatives) >= NEGATIVE_CACHE_SIZE:
-                        negatives.clear()
-                    negatives[key] = (itertools.repeat(made[2:]), number)
-                outcomes[number] += 1
-                send(made, data, addr, network)
-                continue
-            if forwarder is not None:
-                kept = self._forwarded(index).get(data)
-                if kept is not None:
-                    outcomes[slot(kept)] += 1
-                    send(kept, data, addr, network)
+            for data, peer in batch:
+                key = data[2:]
+                network = -1
+                if networks and peer:
+                    network = self.network_of(host(peer))
+                    if network >= 0:
+                        key = network.to_bytes(2, "big") + b"\xff" + key
+                hit = cache.get(key)
+                if hit is None:
+                    hit = negatives.get(key)
+                if hit is not None:
+                    cycle, number = hit
+                    outcomes[number] += 1
+                    wire = next(cycle)
+                    if rrl is not None and network < 0:
+                        verdict = rrl.check(host(peer), data, wire[1] & 15, monotonic())
+                        if verdict:
+                            _limit(verdict, data, peer, queue, counters)
+                            continue
+                    queue((data[:2] + wire, peer))
                     continue
-            started = clock()
-            try:
-                reply = answer(data, index, True, network, addr[0])
-            except Exception:
-                log.exception("failed to answer a UDP query")
-                reply = _Reply(render_error(data, SERVFAIL))
-            if reply.deferred is not None:
-                self._defer(reply.deferred, sendto, addr)
-                continue
-            if reply.variants:
-                if len(cache) + len(cookied) >= cache_size or listed >= 4 * cache_size:
-                    cache.clear()
-                    cookied.clear()
-                    users.clear()
-                    listed = 0
-                if reply.cookie:
-                    rdlen = len(reply.cookie).to_bytes(2, "big")
-                    heads = [variant[2:-2] + rdlen for variant in reply.variants]
-                    key = key[:-cut]
-                    store = cookied
-                else:
-                    heads = [variant[2:] for variant in reply.variants]
-                    store = cache
-                cycle = itertools.cycle(heads)
-                if len(heads) > 1:
-                    next(cycle)  # the first variant goes out right now
-                store[key] = (cycle, slot(reply.wire or reply.variants[0]))
-                for name in reply.depends:
-                    keys = users.get(name)
-                    if keys is None:
-                        users[name] = [key]
+                if not data:
+                    if stopping():
+                        return
+                    continue
+                counters.misses += 1
+                cut = _cookie_size(data) if cookies is not None else 0
+                option = b""
+                if cut:  # a lone COOKIE: the answer without it may be cached
+                    assert cookies is not None
+                    option, judged = cookies.answer(data[len(data) - cut + 4 :], host(peer))
+                    if require_cookie and judged is not Verdict.VALID:
+                        cut = 0  # BADCOOKIE, from the general path
                     else:
-                        keys.append(key)
-                    listed += 1
-            if reply.wire is not None:
-                send(data[:2] + reply.wire[2:], data, addr, network)
-            counters.answered(reply.wire, clock() - started)
+                        hit = cookied.get(key[:-cut])
+                        if hit is not None:
+                            cycle, number = hit
+                            outcomes[number] += 1
+                            counters.misses -= 1
+                            send(data[:2] + next(cycle) + option, data, peer, network)
+                            continue
+                if negative is None:
+                    negative = NegativeAnswers(
+                        index, ra=self.forwarder is not None, edns_size=self.max_udp_size
+                    )
+                made = negative.answer(data, option if cut else b"")
+                if made is not None:
+                    number = slot(made)
+                    if not cut:
+                        if len(negatives) >= NEGATIVE_CACHE_SIZE:
+                            negatives.clear()
+                        negatives[key] = (itertools.repeat(made[2:]), number)
+                    outcomes[number] += 1
+                    send(made, data, peer, network)
+                    continue
+                if forwarder is not None:
+                    kept = self._forwarded(index).get(data)
+                    if kept is not None:
+                        outcomes[slot(kept)] += 1
+                        send(kept, data, peer, network)
+                        continue
+                started = clock()
+                try:
+                    reply = answer(data, index, True, network, host(peer))
+                except Exception:
+                    log.exception("failed to answer a UDP query")
+                    reply = _Reply(render_error(data, SERVFAIL))
+                if reply.deferred is not None:
+                    self._defer(reply.deferred, io.send, peer)
+                    continue
+                if reply.variants:
+                    if len(cache) + len(cookied) >= cache_size or listed >= 4 * cache_size:
+                        cache.clear()
+                        cookied.clear()
+                        users.clear()
+                        listed = 0
+                    if reply.cookie:
+                        rdlen = len(reply.cookie).to_bytes(2, "big")
+                        heads = [variant[2:-2] + rdlen for variant in reply.variants]
+                        key = key[:-cut]
+                        store = cookied
+                    else:
+                        heads = [variant[2:] for variant in reply.variants]
+                        store = cache
+                    cycle = itertools.cycle(heads)
+                    if len(heads) > 1:
+                        next(cycle)  # the first variant goes out right now
+                    store[key] = (cycle, slot(reply.wire or reply.variants[0]))
+                    for name in reply.depends:
+                        keys = users.get(name)
+                        if keys is None:
+                            users[name] = [key]
+                        else:
+                            keys.append(key)
+                        listed += 1
+                if reply.wire is not None:
+                    send(data[:2] + reply.wire[2:], data, peer, network)
+                counters.answered(reply.wire, clock() - started)
 
-    def _defer(self, job: Callable[[], bytes | None], sendto: SendTo, addr: Address) -> None:
+    def _defer(self, job: Callable[[], bytes | None], send: Send, peer: Peer) -> None:
         with self._pending_lock:
             if self._pending >= self._max_pending or self._executor is None:
                 return  # overloaded: drop, the client retries
             self._pending += 1
         try:
-            self._executor.submit(self._run_deferred, job, sendto, addr)
+            self._executor.submit(self._run_deferred, job, send, peer)
         except RuntimeError:  # shutting down
             with self._pending_lock:
                 self._pending -= 1
 
-    def _run_deferred(self, job: Callable[[], bytes | None], sendto: SendTo, addr: Address) -> None:
+    def _run_deferred(self, job: Callable[[], bytes | None], send: Send, peer: Peer) -> None:
         started = time.perf_counter_ns()
         wire = None
         try:
             wire = job()
             if wire is not None:
-                sendto(wire, addr)
+                send(wire, peer)
         except Exception:
             log.exception("failed to forward a query")
         finally:
@@ -1094,12 +1107,17 @@ class _Connection:
             self.sock.shutdown(socket.SHUT_RDWR)
 
 
-def _limit(verdict: int, query: bytes, addr: Address, sendto: SendTo, counters: Counters) -> None:
-    """Count a response RRL dropped or slipped, and send the slip's truncated reply."""
+def _limit(
+    verdict: int,
+    query: bytes,
+    peer: Peer,
+    queue: Callable[[tuple[bytes, Peer]], None],
+    counters: Counters,
+) -> None:
+    """Count a response RRL dropped or slipped, and queue the slip's truncated reply."""
     counters.limited[verdict] += 1
     if verdict == SLIP:
-        with contextlib.suppress(OSError):
-            sendto(slip_response(query), addr)
+        queue((slip_response(query), peer))
 
 
 def _same_network(answer: list[RRset], network: IPNetwork) -> list[RRset]:
@@ -1158,49 +1176,7 @@ def _bind_pairs(host: str, port: int) -> list[tuple[socket.socket, socket.socket
             for sock in pairs[0]:
                 sock.close()
             raise
-    pairs[0][0].setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
-    if len(pairs) > 1:
-        pairs[1][0].setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
     return pairs
-
-
-IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
-"""Linux's value; Python 3.11 does not export it."""
-
-Address = tuple[Any, ...]
-SendTo = Callable[[bytes, Address], object]
-
-
-def _udp_io(sock: socket.socket) -> tuple[Callable[[int], tuple[bytes, Address]], SendTo]:
-    """recvfrom and sendto for a UDP socket. On a socket bound to every address (0.0.0.0,
-    ::) a reply must leave from the address the query was sent to, or the client drops it
-    (a host with several addresses, a bridge): the query's destination comes with the
-    packet (IP_PKTINFO, RFC 3542's IPV6_PKTINFO) and is handed back as the reply's source,
-    as BIND and Go's miekg/dns do. The address is then (host, port, ..., pktinfo)."""
-    if sock.getsockname()[0] not in ("0.0.0.0", "::"):
-        return sock.recvfrom, sock.sendto
-    ipv6 = sock.family == socket.AF_INET6
-    level, kind = (
-        (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO) if ipv6 else (socket.IPPROTO_IP, IP_PKTINFO)
-    )
-    recvmsg, sendmsg = sock.recvmsg, sock.sendmsg
-    space = socket.CMSG_SPACE(20)
-
-    def recvfrom(size: int) -> tuple[bytes, Address]:
-        data, ancillary, _, addr = recvmsg(size, space)
-        for cmsg_level, cmsg_type, value in ancillary:
-            if cmsg_level == level and cmsg_type == kind:
-                # in_pktinfo is (ifindex, spec_dst, addr): the reply goes out from addr.
-                source = value if ipv6 else bytes(4) + value[8:12] + bytes(4)
-                return data, (*addr, source)
-        return data, addr
-
-    def sendto(data: bytes, addr: Address) -> object:
-        if len(addr) in (3, 5):  # with the pktinfo recvfrom added
-            return sendmsg([data], [(level, kind, addr[-1])], 0, addr[:-1])
-        return sock.sendto(data, addr)
-
-    return recvfrom, sendto
 
 
 def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:

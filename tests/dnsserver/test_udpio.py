@@ -1,0 +1,153 @@
+"""The UDP loop's I/O (dnsserver/udpio.py): in batches through the C module
+dnsserver._udpbatch (recvmmsg/sendmmsg), and one datagram per call without it. Both must
+answer alike: every query of a burst from several clients, each answer to its own client,
+forwarded answers, and on a wildcard listener an answer from the address asked."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+import pytest
+
+from dnsserver import DNSService, Forwarder, ZoneDirectory, ZoneStore, udpio
+from tests.dnsserver.conftest import Upstream
+from tests.servers import answer_text, query
+
+
+def test_the_batched_io_is_built() -> None:
+    assert udpio.batching(), (
+        "dnsserver._udpbatch is not built: hack/deps installs gcc and the Python headers, "
+        "and hack/venv builds it (pip install -e .)"
+    )
+
+
+@pytest.fixture(scope="module")
+def store(zone_files: Path) -> ZoneStore:
+    store = ZoneStore()
+    ZoneDirectory(zone_files, store).rescan()
+    return store
+
+
+@pytest.fixture(params=[True, False], ids=["batched", "one-by-one"])
+def batch(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+@pytest.fixture
+def service(store: ZoneStore, batch: bool) -> Iterator[DNSService]:
+    upstream = Upstream(
+        "127.0.0.1", {("www.example.test.", "A"): ["www.example.test. 60 IN A 192.0.2.80"]}
+    )
+    upstream.start()
+    service = DNSService(
+        store,
+        [("127.0.0.1", 0)],
+        forwarder=Forwarder([("127.0.0.1", upstream.port)]),
+        udp_batch=batch,
+    )
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+        upstream.stop()
+
+
+# A name that exists (rotated), a missing one (a template), an SRV with additionals, one
+# that goes to the upstream.
+QUESTIONS = [
+    ("web.docker.", "A"),
+    ("nothing-here.docker.", "A"),
+    ("_redis._tcp.redis.docker.", "SRV"),
+    ("www.example.test.", "A"),
+    ("dual.docker.", "AAAA"),
+]
+
+
+def test_a_burst_from_several_clients_gets_every_answer_back_to_its_client(
+    service: DNSService,
+) -> None:
+    port = service.addresses[0][1]
+    clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    try:
+        asked: dict[tuple[int, int], tuple[str, str]] = {}
+        for client in clients:
+            client.bind(("127.0.0.1", 0))
+            client.settimeout(5)
+        # 3 clients x 100 queries sent before any answer is read: they wait on the
+        # server's socket together and are read in batches.
+        for number in range(100):
+            for which, client in enumerate(clients):
+                qname, qtype = QUESTIONS[(number + which) % len(QUESTIONS)]
+                message = dns.message.make_query(qname, qtype)
+                message.id = number * 3 + which
+                asked[(which, message.id)] = (qname, qtype)
+                client.sendto(message.to_wire(), ("127.0.0.1", port))
+        for which, client in enumerate(clients):
+            for _ in range(100):
+                response = dns.message.from_wire(client.recv(65535))
+                qname, qtype = asked.pop((which, response.id))  # ours, asked once
+                assert response.question[0].name.to_text() == qname
+                expected = dns.rcode.NXDOMAIN if qname.startswith("nothing") else dns.rcode.NOERROR
+                assert response.rcode() == expected, (qname, qtype)
+                if expected == dns.rcode.NOERROR:
+                    assert response.answer, (qname, qtype)
+        assert not asked
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_answers_match_one_by_one_and_batched(service: DNSService, store: ZoneStore) -> None:
+    port = service.addresses[0][1]
+    with DNSService(store, [("127.0.0.1", 0)], udp_batch=False) as plain:
+        for qname, qtype in QUESTIONS[:3]:
+            ours = query("127.0.0.1", port, qname, qtype, payload=1232)
+            theirs = query("127.0.0.1", plain.addresses[0][1], qname, qtype, payload=1232)
+            assert ours.rcode() == theirs.rcode()
+            assert [r.to_text() for r in ours.authority] == [r.to_text() for r in theirs.authority]
+            if qtype != "A":  # A answers rotate
+                assert answer_text(ours) == answer_text(theirs)
+
+
+@pytest.mark.parametrize(
+    ("listen", "hosts"),
+    [("", ("127.0.0.1", "127.0.0.2", "::1")), ("0.0.0.0", ("127.0.0.2",))],
+    ids=["every-address", "0.0.0.0"],
+)
+def test_a_wildcard_listener_answers_from_the_address_asked(
+    store: ZoneStore, batch: bool, listen: str, hosts: tuple[str, ...]
+) -> None:
+    # 127.0.0.2 is this host too; a reply chosen by the routing table would leave from
+    # 127.0.0.1, and dnspython (like any resolver) drops a reply from the wrong address.
+    with DNSService(store, [(listen, 0)], udp_batch=batch) as wildcard:
+        port = wildcard.addresses[0][1]
+        for host in hosts:
+            message = dns.message.make_query("web.docker.", "A")
+            response = dns.query.udp(message, host, port=port, timeout=3)
+            assert response.rcode() == dns.rcode.NOERROR
+            assert response.answer
+
+
+def test_the_c_module_rejects_what_it_cannot_send() -> None:
+    module = udpio._udpbatch
+    assert module is not None
+    peer = module.peer("127.0.0.1", 53)
+    assert module.host(peer) == "127.0.0.1"
+    assert module.host(module.peer("fd00::7", 53)) == "fd00::7"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        with pytest.raises(TypeError, match="pairs"):
+            module.send(sock.fileno(), [("text", peer)])
+        with pytest.raises(ValueError, match="sockaddr"):
+            module.send(sock.fileno(), [(b"x", b"\x00")])
+    with pytest.raises(ValueError, match="not an IP address: web"):
+        module.peer("web", 53)
+    with pytest.raises(ValueError, match="count must be 1 to 1024"):
+        module.Receiver(0)
+    with pytest.raises(OSError, match="not an open socket"):  # a closed socket's fileno()
+        module.Receiver(1, 512).recv(-1)
