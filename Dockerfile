@@ -4,6 +4,18 @@
 # Docker source, mount it read-only and add the socket's group:
 #   docker run -v /var/run/docker.sock:/var/run/docker.sock:ro \
 #     --group-add "$(stat -c %g /var/run/docker.sock)" dockzone run ...
+
+# The wheel is built where a C compiler is (the full image): it carries dnsserver._udpbatch,
+# the DNS server's batched UDP I/O (recvmmsg/sendmmsg). The slim image installs it.
+FROM python:3.12 AS build
+WORKDIR /src
+COPY pyproject.toml setup.py README.md ./
+COPY reconciler ./reconciler
+COPY dnsserver ./dnsserver
+COPY templates ./templates
+RUN pip wheel --no-deps --wheel-dir /wheels . \
+    && python -c "import sys, zipfile, glob; names = zipfile.ZipFile(glob.glob('/wheels/*.whl')[0]).namelist(); sys.exit(not any(n.startswith('dnsserver/_udpbatch') and n.endswith('.so') for n in names))"
+
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,13 +24,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     XDG_STATE_HOME=/var/lib
 
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY reconciler ./reconciler
-COPY dnsserver ./dnsserver
-COPY templates ./templates
-RUN pip install . \
-    && rm -rf /src \
+COPY --from=build /wheels /wheels
+RUN pip install /wheels/*.whl \
+    && rm -rf /wheels \
     && groupadd --system --gid 10001 dockzone \
     && useradd --system --uid 10001 --gid dockzone --home-dir /var/lib/dockzone \
        --shell /usr/sbin/nologin dockzone \

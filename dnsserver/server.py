@@ -84,6 +84,7 @@ from dnsserver.zonestore import ZoneIndex, ZoneStore
 log = logging.getLogger(__name__)
 
 MAX_ROTATIONS = 16
+NO_RECORDS = b"\x00\x00"
 NEGATIVE_CACHE_SIZE = 10_000
 """NXDOMAIN answers kept per UDP socket, apart from the answer cache (`NegativeAnswers`)."""
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -661,7 +662,8 @@ class DNSService:
                         return
                     continue
                 counters.misses += 1
-                cut = _cookie_size(data) if cookies is not None else 0
+                # A COOKIE needs an OPT record: no additional records, no cookie to look for.
+                cut = _cookie_size(data) if cookies is not None and data[10:12] != NO_RECORDS else 0
                 option = b""
                 if cut:  # a lone COOKIE: the answer without it may be cached
                     assert cookies is not None
