@@ -105,6 +105,131 @@ def test_queries_of_another_shape_go_to_the_general_path(store: ZoneStore) -> No
     assert negative.answer(escaped) is None  # a dot inside a label
 
 
+def _question(labels: list[bytes], rdtype: str = "A") -> bytes:
+    """A query (no EDNS) for a name of any labels, even ones dnspython would refuse."""
+    wire = b"".join(bytes([len(label)]) + label for label in labels) + b"\x00"
+    return b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + wire + _wire("x.", rdtype)[-4:]
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        [b"NOTHING", b"SKYDNS", b"LOCAL"],  # all upper case: the parent's case kept apart
+        [b"nOtHiNg", b"SkYdNs", b"lOcAl"],
+        [b"a" * 63, b"skydns", b"local"],  # the longest label, first and in the middle
+        [b"x", b"b" * 63, b"skydns", b"local"],
+        [b"x", b"y", b"rails", b"staging", b"east", b"skydns", b"local"],  # below a name
+        [b"x", b"staging", b"east", b"skydns", b"local"],  # below an empty non-terminal
+        [b"a-_", b"b_-", b"skydns", b"local"],
+        [b"x", b"y", b"z", b"0", b"10", b"in-addr", b"arpa"],
+        [b"a" * 63, b"b" * 63, b"c" * 63, b"d" * 48, b"skydns", b"local"],  # 255 bytes
+    ],
+)
+def test_names_of_every_shape_get_the_general_paths_bytes(
+    store: ZoneStore, labels: list[bytes]
+) -> None:
+    negative = NegativeAnswers(store.snapshot(), ra=False, edns_size=4096)
+    for data in (_question(labels), _question(labels, "SOA")):
+        wire = negative.answer(data)
+        assert wire is not None
+        assert wire == _general(store, data)
+    assert negative.answer(_question(labels)) == _general(store, _question(labels))  # kept
+
+
+@pytest.mark.parametrize(
+    ("labels", "why"),
+    [
+        ([b"skydns", b"local"], "the apex (NODATA)"),
+        ([b"SkyDNS", b"local"], "the apex in mixed case"),
+        ([b"staging", b"east", b"skydns", b"local"], "an empty non-terminal (NODATA)"),
+        ([b"a b", b"skydns", b"local"], "a space in the first label"),
+        ([b"a\x00b", b"skydns", b"local"], "a zero byte in the first label"),
+        ([b"\xc3\xa9", b"skydns", b"local"], "not ASCII"),
+        ([b"x", b"a b", b"skydns", b"local"], "a space in the parent"),
+        ([b"x", b"a\x00b", b"skydns", b"local"], "a zero byte in the parent"),
+        ([b"x", b"*", b"skydns", b"local"], "a query wildcard in the parent"),
+        ([b"x", b"ANY", b"skydns", b"local"], "dnsdock's query wildcard in the parent"),
+        ([b"Any", b"skydns", b"local"], "dnsdock's query wildcard, upper case"),
+        ([b"a" * 64, b"skydns", b"local"], "a label over 63 bytes (FORMERR)"),
+        ([b"x", b"a" * 64, b"skydns", b"local"], "a label over 63 bytes in the parent"),
+        ([b"a" * 63, b"b" * 63, b"c" * 63, b"d" * 49, b"skydns", b"local"], "256 bytes"),
+        ([b"nothing", b"local"], "outside the zones"),
+        ([b"x", b"y", b"sub", b"docker"], "below a delegation, two labels down"),
+        ([b"x", b"y", b"wild", b"docker"], "in a zone with wildcard records"),
+        ([b"x"], "below the root"),
+    ],
+)
+def test_odd_names_go_to_the_general_path(store: ZoneStore, labels: list[bytes], why: str) -> None:
+    negative = NegativeAnswers(store.snapshot(), ra=False, edns_size=4096)
+    assert negative.answer(_question(labels)) is None, why
+    assert negative.answer(_question(labels)) is None, why  # what was kept says so too
+
+
+def test_a_compression_pointer_in_the_question_goes_to_the_general_path(
+    store: ZoneStore,
+) -> None:
+    negative = NegativeAnswers(store.snapshot(), ra=False, edns_size=4096)
+    data = _question([b"x", b"skydns", b"local"])
+    assert negative.answer(data) is not None
+    assert negative.answer(data[:14] + b"\xc0\x0c" + data[-4:]) is None
+
+
+def test_a_name_longer_than_255_bytes_is_formerr_from_the_general_path(
+    store: ZoneStore,
+) -> None:
+    labels = [b"a" * 63, b"b" * 63, b"c" * 63, b"d" * 49, b"skydns", b"local"]
+    assert (
+        NegativeAnswers(store.snapshot(), ra=False, edns_size=4096).answer(_question(labels))
+        is None
+    )
+    assert dns.message.from_wire(_general(store, _question(labels)) or b"").rcode() == (
+        dns.rcode.FORMERR
+    )
+
+
+def test_a_zone_inside_another_gets_its_own_templates() -> None:
+    """The longest zone: `sub.cut.test.` is served, and delegated from `cut.test.`."""
+    inner = CUT_ZONE.replace("cut.test.", "sub.cut.test.").replace(" 1 3600", " 9 3600")
+    store = ZoneStore(
+        {
+            "cut.test.": parse_zone_text(CUT_ZONE, "cut.test."),
+            "sub.cut.test.": parse_zone_text(inner, "sub.cut.test."),
+        }
+    )
+    negative = NegativeAnswers(store.snapshot(), ra=False, edns_size=1232)
+    service = DNSService(store, [], max_udp_size=1232)
+    for name in ("x.sub.cut.test.", "x.y.sub.cut.test.", "x.cut.test.", "x.y.cut.test."):
+        for edns in (-1, 0):
+            data = _wire(name, edns=edns, odd_case=True)
+            wire = negative.answer(data)
+            assert wire is not None, name
+            assert wire == service._answer(data, store.snapshot(), True).wire
+    for name in ("sub.cut.test.", "x.sub.sub.cut.test.", "ns.sub.cut.test."):
+        assert negative.answer(_wire(name)) is None, name
+
+
+def test_a_lone_cookie_comes_back_in_the_opt_record(store: ZoneStore) -> None:
+    """The server hands `answer` the COOKIE option to return (`cookies.answer`) when the
+    query's OPT record ends with one; the rest is the answer without it."""
+    negative = NegativeAnswers(store.snapshot(), ra=False, edns_size=4096)
+    option = b"\x00\x0a\x00\x18" + bytes(range(24))
+    for do in (False, True):
+        plain = dns.message.make_query("x.skydns.local.", "A", use_edns=0, want_dnssec=do)
+        cookied = dns.message.make_query(
+            "x.skydns.local.",
+            "A",
+            use_edns=0,
+            want_dnssec=do,
+            options=[dns.edns.GenericOption(dns.edns.COOKIE, bytes(24))],
+        )
+        cookied.id = plain.id
+        without = _general(store, plain.to_wire()) or b""
+        wire = negative.answer(cookied.to_wire(), option)
+        assert wire == without[:-2] + len(option).to_bytes(2, "big") + option
+        assert negative.answer(cookied.to_wire()) is None  # the option not accounted for
+        assert negative.answer(plain.to_wire(), option) is None
+
+
 def test_a_flood_of_random_names_gets_nxdomain_over_udp(dockzone_dns: Server) -> None:
     """Each name asked once: no answer cache can help, every one is NXDOMAIN with the SOA."""
     for n in range(200):
