@@ -662,6 +662,29 @@ class DNSService:
                         return
                     continue
                 counters.misses += 1
+                # A question name with capitals (a resolver's 0x20 case randomisation makes
+                # every query new) is looked up by its lowercased form. What is kept under
+                # that has the name in lowercase; the name as asked is put back, and the
+                # answer's names that point into the question take its case, as the general
+                # path renders them. `end`: the first zero byte, at most the name's end
+                # (label lengths are below 64, capitals 65 to 90: only the name's bytes change).
+                asked = lowered = b""
+                end = data.find(0, 12)
+                if end > 12:
+                    lowered = data[12:end].lower()
+                    if lowered != data[12:end]:
+                        asked = data[12:end]
+                        key = key[: len(key) - len(data) + 12] + lowered + data[end:]
+                        hit = cache.get(key)
+                        if hit is not None:
+                            cycle, number = hit
+                            outcomes[number] += 1
+                            counters.misses -= 1
+                            wire = next(cycle)
+                            send(
+                                data[:2] + wire[:10] + asked + wire[end - 2 :], data, peer, network
+                            )
+                            continue
                 # A COOKIE needs an OPT record: no additional records, no cookie to look for.
                 cut = _cookie_size(data) if cookies is not None and data[10:12] != NO_RECORDS else 0
                 option = b""
@@ -676,7 +699,10 @@ class DNSService:
                             cycle, number = hit
                             outcomes[number] += 1
                             counters.misses -= 1
-                            send(data[:2] + next(cycle) + option, data, peer, network)
+                            wire = next(cycle)
+                            if asked:
+                                wire = wire[:10] + asked + wire[end - 2 :]
+                            send(data[:2] + wire + option, data, peer, network)
                             continue
                 if negative is None:
                     negative = NegativeAnswers(
@@ -707,7 +733,8 @@ class DNSService:
                 if reply.deferred is not None:
                     self._defer(reply.deferred, io.send, peer)
                     continue
-                if reply.variants:
+                # (Answers echo the question as asked; one that did not is not kept.)
+                if reply.variants and (not asked or reply.variants[0][12:end] == asked):
                     if len(cache) + len(cookied) >= cache_size or listed >= 4 * cache_size:
                         cache.clear()
                         cookied.clear()
@@ -721,6 +748,8 @@ class DNSService:
                     else:
                         heads = [variant[2:] for variant in reply.variants]
                         store = cache
+                    if asked:  # kept by the lowercased name: kept with it (see above)
+                        heads = [head[:10] + lowered + head[end - 2 :] for head in heads]
                     cycle = itertools.cycle(heads)
                     if len(heads) > 1:
                         next(cycle)  # the first variant goes out right now

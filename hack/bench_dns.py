@@ -12,6 +12,9 @@ Workloads (`--workload`, repeatable or comma-separated; default all):
 
 - cached: existing names (A, AAAA NODATA, SRV with additionals, a few NXDOMAIN), repeated.
 - random-nxdomain: every query a unique random name under the zone (a random-subdomain flood).
+- 0x20: the cached queries with the case of every letter drawn anew per query, as resolvers
+  that randomise case (Knot Resolver by default, Unbound's use-caps-for-id) send them: the
+  same questions, every query's bytes new (no untimed pass: it would not be asked again).
 - cookie: the cached queries, each with a client COOKIE (dnsperf -E 10:<16 hex digits>).
 - ecs: the cached queries, each with an EDNS Client Subnet option (code 8, 192.0.2.0/24).
 - tcp: the cached queries over TCP (dnsperf -m tcp).
@@ -51,7 +54,7 @@ from types import SimpleNamespace
 
 ORIGIN = "bench.test."
 UPSTREAM = "upstream.test."
-WORKLOADS = ("cached", "random-nxdomain", "cookie", "ecs", "tcp", "mixed")
+WORKLOADS = ("cached", "random-nxdomain", "0x20", "cookie", "ecs", "tcp", "mixed")
 SIGNED_WORKLOADS = ("signed-cached", "signed-nxdomain")
 """With --dnssec: the zone signed by dockzone's signer, every server serving that same
 signed file, every query with DO (dnsperf -D). `dockzone-plain` is dockzone on the
@@ -155,6 +158,15 @@ def write_queries(directory: Path, workload: str, names: int, seconds: int) -> P
         rnd = random.Random(11)
         count = max(100_000, seconds * 150_000)
         queries = [f"r{rnd.getrandbits(64):016x}.{ORIGIN} A" for _ in range(count)]
+    elif workload == "0x20":
+        rnd = random.Random(20)
+        count = max(100_000, seconds * 150_000)
+        queries = [
+            "".join(c.upper() if c.isalpha() and rnd.getrandbits(1) else c for c in name)
+            + " "
+            + qtype
+            for name, qtype in (queries[i % len(queries)].split() for i in range(count))
+        ]
     elif workload == "mixed":
         # Every tenth query outside the zone: forwarded.
         queries = [
@@ -555,7 +567,7 @@ def main() -> int:
                                 "pid": proc.pid,
                                 "options": dnsperf_options(workload) + ["-D"] * dnssec_ok,
                             }
-                            if "nxdomain" not in workload:
+                            if "nxdomain" not in workload and workload != "0x20":  # not new
                                 warm_up(port, queries, run["core"], run["options"])
                             top = dnsperf(port, queries, rate=None, **run)
                             fixed = dnsperf(port, queries, rate=rate, **run)

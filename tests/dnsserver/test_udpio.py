@@ -151,3 +151,47 @@ def test_the_c_module_rejects_what_it_cannot_send() -> None:
         module.Receiver(0)
     with pytest.raises(OSError, match="not an open socket"):  # a closed socket's fileno()
         module.Receiver(1, 512).recv(-1)
+
+
+def _raw(port: int, wire: bytes) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(3)
+        client.sendto(wire, ("127.0.0.1", port))
+        return client.recv(65535)
+
+
+@pytest.mark.parametrize(
+    ("qname", "qtype", "edns"),
+    [
+        ("web.docker.", "A", False),  # an answer pointing to the question
+        ("dual.docker.", "MX", True),  # NODATA: the SOA's owner points into the question
+        ("_redis._tcp.redis.docker.", "SRV", True),  # additionals, names of their own
+        ("alias2.docker.", "A", False),  # a CNAME chain
+        ("1.rails.staging.east.skydns.local.", "A", True),
+    ],
+)
+def test_case_randomised_queries_are_answered_from_the_cache_in_the_case_asked(
+    store: ZoneStore, batch: bool, qname: str, qtype: str, edns: bool
+) -> None:
+    # Resolvers that randomise the case of every query (0x20) make every query's bytes
+    # new: the cache is looked up by the lowercased name, and the answer must carry the
+    # question as asked, byte for byte what the general path renders for it.
+    variants = [
+        qname.upper(),
+        qname,
+        "".join(c.upper() if i % 2 else c for i, c in enumerate(qname)),
+    ]
+    with DNSService(store, [("127.0.0.1", 0)], rotate=False, udp_batch=batch) as service:
+        port = service.addresses[0][1]
+        general = DNSService(store, [], rotate=False)
+        for round_ in range(2):  # the first asks each case once, the second from the cache
+            for variant in variants:
+                message = dns.message.make_query(variant, qtype, use_edns=0 if edns else -1)
+                message.id = 4242
+                wire = message.to_wire()
+                assert _raw(port, wire) == general._answer(wire, store.snapshot(), True).wire, (
+                    round_,
+                    variant,
+                )
+        # One answer was built (for the first case asked); every other came from the cache.
+        assert service.stats().cache_misses == 1
