@@ -671,9 +671,10 @@ class DNSService:
                 asked = lowered = b""
                 end = data.find(0, 12)
                 if end > 12:
-                    lowered = data[12:end].lower()
-                    if lowered != data[12:end]:
-                        asked = data[12:end]
+                    question = data[12:end]
+                    lowered = question.lower()
+                    if lowered != question:
+                        asked = question
                         key = key[: len(key) - len(data) + 12] + lowered + data[end:]
                         hit = cache.get(key)
                         if hit is not None:
