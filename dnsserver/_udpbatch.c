@@ -134,14 +134,14 @@ static PyObject *peer_of(Receiver *self, unsigned int i)
     return PyBytes_FromStringAndSize(peer, (Py_ssize_t)length);
 }
 
-static PyObject *Receiver_recv(Receiver *self, PyObject *arg)
+static Py_ssize_t send_pairs(int fd, PyObject *list);
+
+/* recvmmsg into the receiver's buffers: how many datagrams, or -1 with an exception. */
+static int receive(Receiver *self, int fd)
 {
-    int fd = fd_of(arg);
-    if (fd < 0)
-        return NULL;
     if (self->buffers == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Receiver is not initialised");
-        return NULL;
+        return -1;
     }
     for (unsigned int i = 0; i < self->count; i++) {
         struct msghdr *hdr = &self->msgs[i].msg_hdr;
@@ -162,17 +162,35 @@ static PyObject *Receiver_recv(Receiver *self, PyObject *arg)
         Py_END_ALLOW_THREADS
     } while (got < 0 && errno == EINTR);
     if (got < 0)
-        return PyErr_SetFromErrno(PyExc_OSError);
+        PyErr_SetFromErrno(PyExc_OSError);
+    return got;
+}
+
+/* (data, peer) of datagram i: a new reference, or NULL with an exception. */
+static PyObject *pair_of(Receiver *self, unsigned int i)
+{
+    PyObject *data = PyBytes_FromStringAndSize(
+        self->buffers + (size_t)i * self->size, self->msgs[i].msg_len);
+    PyObject *peer = data != NULL ? peer_of(self, i) : NULL;
+    PyObject *pair = peer != NULL ? PyTuple_Pack(2, data, peer) : NULL;
+    Py_XDECREF(data);
+    Py_XDECREF(peer);
+    return pair;
+}
+
+static PyObject *Receiver_recv(Receiver *self, PyObject *arg)
+{
+    int fd = fd_of(arg);
+    if (fd < 0)
+        return NULL;
+    int got = receive(self, fd);
+    if (got < 0)
+        return NULL;
     PyObject *list = PyList_New(got);
     if (list == NULL)
         return NULL;
     for (unsigned int i = 0; i < (unsigned int)got; i++) {
-        PyObject *data = PyBytes_FromStringAndSize(
-            self->buffers + (size_t)i * self->size, self->msgs[i].msg_len);
-        PyObject *peer = data != NULL ? peer_of(self, i) : NULL;
-        PyObject *pair = peer != NULL ? PyTuple_Pack(2, data, peer) : NULL;
-        Py_XDECREF(data);
-        Py_XDECREF(peer);
+        PyObject *pair = pair_of(self, i);
         if (pair == NULL) {
             Py_DECREF(list);
             return NULL;
@@ -182,10 +200,142 @@ static PyObject *Receiver_recv(Receiver *self, PyObject *arg)
     return list;
 }
 
+/* The sender's IP address of datagram i (4 or 16 bytes), or 0 bytes for another family. */
+static size_t address_of(const struct sockaddr_storage *name, const char **start)
+{
+    if (name->ss_family == AF_INET) {
+        *start = (const char *)&((const struct sockaddr_in *)name)->sin_addr;
+        return 4;
+    }
+    if (name->ss_family == AF_INET6) {
+        *start = (const char *)&((const struct sockaddr_in6 *)name)->sin6_addr;
+        return 16;
+    }
+    return 0;
+}
+
+/* The answer to datagram i from the answer cache, or NULL: a new reference to the
+ * response bytes (the query's id and the kept answer), NULL with no exception for a miss. */
+static PyObject *cached(Receiver *self, unsigned int i, PyObject *cache, PyObject *negatives,
+                        PyObject *outcomes, PyObject *prefixes)
+{
+    const char *data = self->buffers + (size_t)i * self->size;
+    size_t length = self->msgs[i].msg_len;
+    if (length < 12 || (data[2] & 0x80))
+        return NULL;  /* no header, a response: the loop drops it */
+    const char *address;
+    size_t size = address_of(&self->names[i], &address);
+    if (size == 0)
+        return NULL;
+    PyObject *client = PyBytes_FromStringAndSize(address, (Py_ssize_t)size);
+    if (client == NULL)
+        return NULL;
+    PyObject *prefix = PyDict_GetItemWithError(prefixes, client);  /* borrowed */
+    Py_DECREF(client);
+    if (prefix == NULL || !PyBytes_Check(prefix))
+        return NULL;  /* a client the loop has not seen, or one it must rate-limit */
+    Py_ssize_t head = PyBytes_GET_SIZE(prefix);
+    PyObject *key = PyBytes_FromStringAndSize(NULL, head + (Py_ssize_t)length - 2);
+    if (key == NULL)
+        return NULL;
+    memcpy(PyBytes_AS_STRING(key), PyBytes_AS_STRING(prefix), (size_t)head);
+    memcpy(PyBytes_AS_STRING(key) + head, data + 2, length - 2);
+    PyObject *hit = PyDict_GetItemWithError(cache, key);  /* borrowed */
+    if (hit == NULL && !PyErr_Occurred())
+        hit = PyDict_GetItemWithError(negatives, key);
+    Py_DECREF(key);
+    if (hit == NULL || !PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 2)
+        return NULL;
+    Py_ssize_t number = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 1));
+    if (number < 0 || number >= PyList_GET_SIZE(outcomes))
+        return NULL;  /* (with an exception when it was no int) */
+    PyObject *wire = PyIter_Next(PyTuple_GET_ITEM(hit, 0));
+    if (wire == NULL)
+        return NULL;
+    Py_ssize_t before = PyLong_AsSsize_t(PyList_GET_ITEM(outcomes, number));
+    PyObject *count = before >= 0 ? PyLong_FromSsize_t(before + 1) : NULL;
+    if (count == NULL || !PyBytes_Check(wire)) {
+        Py_XDECREF(count);
+        Py_DECREF(wire);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "a cached answer must be bytes");
+        return NULL;
+    }
+    PyList_SetItem(outcomes, number, count);  /* steals count */
+    Py_ssize_t size_wire = PyBytes_GET_SIZE(wire);
+    PyObject *answer = PyBytes_FromStringAndSize(NULL, size_wire + 2);
+    if (answer != NULL) {
+        memcpy(PyBytes_AS_STRING(answer), data, 2);  /* the query's id */
+        memcpy(PyBytes_AS_STRING(answer) + 2, PyBytes_AS_STRING(wire), (size_t)size_wire);
+    }
+    Py_DECREF(wire);
+    return answer;
+}
+
+/* serve(fd, fresh, cache, negatives, outcomes, prefixes): recv, answering from the cache
+ * here what the UDP loop would answer from it (see dnsserver/udpio.py); returns the rest. */
+static PyObject *Receiver_serve(Receiver *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyDict_Check(args[2]) || !PyDict_Check(args[3])
+        || !PyList_Check(args[4]) || !PyDict_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "serve(fd, fresh, cache: dict, negatives: dict, outcomes: list, "
+                        "prefixes: dict)");
+        return NULL;
+    }
+    int fd = fd_of(args[0]);
+    if (fd < 0)
+        return NULL;
+    int got = receive(self, fd);
+    if (got < 0)
+        return NULL;
+    PyObject *fresh = PyObject_CallNoArgs(args[1]);
+    if (fresh == NULL)
+        return NULL;
+    int fast = PyObject_IsTrue(fresh);
+    Py_DECREF(fresh);
+    if (fast < 0)
+        return NULL;
+    PyObject *rest = PyList_New(0);
+    PyObject *answered = PyList_New(0);
+    if (rest == NULL || answered == NULL)
+        goto fail;
+    for (unsigned int i = 0; i < (unsigned int)got; i++) {
+        PyObject *answer = fast ? cached(self, i, args[2], args[3], args[4], args[5]) : NULL;
+        if (answer == NULL && PyErr_Occurred())
+            PyErr_Clear();  /* not what the loop keeps: its own path answers (or logs) */
+        PyObject *pair;
+        if (answer != NULL) {
+            PyObject *peer = peer_of(self, i);
+            pair = peer != NULL ? PyTuple_Pack(2, answer, peer) : NULL;
+            Py_DECREF(answer);
+            Py_XDECREF(peer);
+        } else {
+            pair = pair_of(self, i);
+        }
+        if (pair == NULL || PyList_Append(answer != NULL ? answered : rest, pair) < 0) {
+            Py_XDECREF(pair);
+            goto fail;
+        }
+        Py_DECREF(pair);
+    }
+    if (PyList_GET_SIZE(answered) > 0 && send_pairs(fd, answered) < 0)
+        PyErr_Clear();  /* closed: the loop finds out on its next call */
+    Py_DECREF(answered);
+    return rest;
+fail:
+    Py_XDECREF(rest);
+    Py_XDECREF(answered);
+    return NULL;
+}
+
 static PyMethodDef Receiver_methods[] = {
     {"recv", (PyCFunction)Receiver_recv, METH_O,
      "recv(fd) -> [(data, peer), ...]: every datagram waiting on fd, up to count, blocking "
      "until there is one (recvmmsg with MSG_WAITFORONE)."},
+    {"serve", (PyCFunction)(void (*)(void))Receiver_serve, METH_FASTCALL,
+     "serve(fd, fresh, cache, negatives, outcomes, prefixes) -> [(data, peer), ...]: recv, "
+     "with the queries the answer cache answers sent here (see dnsserver/udpio.py)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -222,16 +372,10 @@ static socklen_t split_peer(const char *peer, Py_ssize_t length, int *level, int
     return 0;
 }
 
-static PyObject *send_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* Send every (data, peer) of list; returns how many failed, or -1 with an exception
+ * (a malformed pair, the socket closed). */
+static Py_ssize_t send_pairs(int fd, PyObject *list)
 {
-    if (nargs != 2 || !PyList_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "send(fd, [(data, peer), ...])");
-        return NULL;
-    }
-    int fd = fd_of(args[0]);
-    if (fd < 0)
-        return NULL;
-    PyObject *list = args[1];
     Py_ssize_t total = PyList_GET_SIZE(list);
     struct mmsghdr msgs[SEND_MAX];
     struct iovec iovs[SEND_MAX];
@@ -245,7 +389,7 @@ static PyObject *send_batch(PyObject *module, PyObject *const *args, Py_ssize_t 
                 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0))
                 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))) {
                 PyErr_SetString(PyExc_TypeError, "send wants a list of (data, peer) bytes pairs");
-                return NULL;
+                return -1;
             }
             PyObject *data = PyTuple_GET_ITEM(pair, 0), *peer = PyTuple_GET_ITEM(pair, 1);
             const char *name = PyBytes_AS_STRING(peer);
@@ -254,7 +398,7 @@ static PyObject *send_batch(PyObject *module, PyObject *const *args, Py_ssize_t 
             socklen_t namelen = split_peer(name, length, &level, &type);
             if (namelen == 0) {
                 PyErr_SetString(PyExc_ValueError, "a peer must be a sockaddr_in or sockaddr_in6");
-                return NULL;
+                return -1;
             }
             struct msghdr *hdr = &msgs[i].msg_hdr;
             memset(&msgs[i], 0, sizeof(msgs[i]));
@@ -268,7 +412,7 @@ static PyObject *send_batch(PyObject *module, PyObject *const *args, Py_ssize_t 
             if (extra > 0) {
                 if (CMSG_SPACE(extra) > CONTROL_SIZE) {
                     PyErr_SetString(PyExc_ValueError, "a peer's pktinfo is too long");
-                    return NULL;
+                    return -1;
                 }
                 memset(controls[i], 0, CONTROL_SIZE);
                 hdr->msg_control = controls[i];
@@ -291,14 +435,28 @@ static PyObject *send_batch(PyObject *module, PyObject *const *args, Py_ssize_t 
             } else if (sent < 0 && errno == EINTR) {
                 continue;
             } else if (sent < 0 && errno == EBADF) {
-                return PyErr_SetFromErrno(PyExc_OSError);  /* the socket is closed */
+                PyErr_SetFromErrno(PyExc_OSError);  /* the socket is closed */
+                return -1;
             } else {
                 done += 1;  /* the first unsent one failed (as a failed sendto): skip it */
                 failed += 1;
             }
         }
     }
-    return PyLong_FromSsize_t(failed);
+    return failed;
+}
+
+static PyObject *send_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "send(fd, [(data, peer), ...])");
+        return NULL;
+    }
+    int fd = fd_of(args[0]);
+    if (fd < 0)
+        return NULL;
+    Py_ssize_t failed = send_pairs(fd, args[1]);
+    return failed < 0 ? NULL : PyLong_FromSsize_t(failed);
 }
 
 /* The sender's address as text, as Python's socket module gives it (without an IPv6
@@ -359,11 +517,32 @@ static PyObject *peer(PyObject *module, PyObject *args)
     return NULL;
 }
 
+/* The peer's IP address as bytes (4 or 16): the key of serve's `prefixes`. */
+static PyObject *address(PyObject *module, PyObject *arg)
+{
+    if (!PyBytes_Check(arg) || PyBytes_GET_SIZE(arg) < (Py_ssize_t)sizeof(sa_family_t)) {
+        PyErr_SetString(PyExc_TypeError, "address(peer): peer must be a socket address");
+        return NULL;
+    }
+    struct sockaddr_storage name;
+    memset(&name, 0, sizeof(name));
+    Py_ssize_t length = PyBytes_GET_SIZE(arg);
+    memcpy(&name, PyBytes_AS_STRING(arg), length < (Py_ssize_t)sizeof(name) ? (size_t)length : sizeof(name));
+    const char *start;
+    size_t size = address_of(&name, &start);
+    if (size == 0) {
+        PyErr_SetString(PyExc_ValueError, "a peer must be a sockaddr_in or sockaddr_in6");
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize(start, (Py_ssize_t)size);
+}
+
 static PyMethodDef methods[] = {
     {"send", (PyCFunction)(void (*)(void))send_batch, METH_FASTCALL,
      "send(fd, [(data, peer), ...]) -> int: send every datagram (sendmmsg); one that fails is "
      "skipped and counted in the result. OSError only when fd is closed."},
     {"host", host, METH_O, "host(peer) -> str: the peer's IP address as text."},
+    {"address", address, METH_O, "address(peer) -> bytes: the peer's IP address (4 or 16 bytes)."},
     {"peer", peer, METH_VARARGS, "peer(host, port) -> bytes: the socket address of host:port."},
     {NULL, NULL, 0, NULL},
 };

@@ -1,9 +1,23 @@
 """Types of the C module dnsserver._udpbatch (dnsserver/_udpbatch.c)."""
 
+from collections.abc import Callable
+from typing import Any
+
 class Receiver:
     def __init__(self, count: int = 32, size: int = 65535, pktinfo: bool = False) -> None: ...
     def recv(self, fd: int, /) -> list[tuple[bytes, bytes]]: ...
+    def serve(
+        self,
+        fd: int,
+        fresh: Callable[[], bool],
+        cache: dict[bytes, Any],
+        negatives: dict[bytes, Any],
+        outcomes: list[int],
+        prefixes: dict[bytes, Any],
+        /,
+    ) -> list[tuple[bytes, bytes]]: ...
 
 def send(fd: int, datagrams: list[tuple[bytes, bytes]], /) -> int: ...
 def host(peer: bytes, /) -> str: ...
 def peer(host: str, port: int, /) -> bytes: ...
+def address(peer: bytes, /) -> bytes: ...

@@ -543,7 +543,7 @@ class DNSService:
 
     def _serve_udp(self, sock: socket.socket) -> None:
         io = udp_io(sock, batch=self.udp_batch)
-        receive, flush, host = io.receive, io.flush, io.host
+        receive, flush, host, address, serve = io.receive, io.flush, io.host, io.address, io.serve
         out: Datagrams = []  # the answers to one batch of queries, sent together
         queue = out.append
         snapshot = self.store.snapshot
@@ -588,12 +588,27 @@ class DNSService:
         cache_index: ZoneIndex | None = None
         cache_networks: tuple[IPNetwork, ...] = ()
         cache_authority: tuple[IPNetwork, ...] | None = None
+        # With `serve` (BatchIO), the C module answers cache hits itself (udpio.BatchIO):
+        # for the clients in `prefixes` (IP address -> key prefix; a non-bytes value: rate-
+        # limited, left to this loop), and only while `fresh()` says the cache is current.
+        prefixes: dict[bytes, bytes | int] = {}
+
+        def fresh() -> bool:
+            return (
+                snapshot() is cache_index
+                and self._networks is cache_networks
+                and self._reverse_authority is cache_authority
+            )
+
         while True:
             if out:
                 flush(out)
                 out.clear()
             try:
-                batch = receive()
+                if serve is None:
+                    batch = receive()
+                else:
+                    batch = serve(fresh, cache, negatives, outcomes, prefixes)
             except OSError:
                 if stopping():
                     return
@@ -632,6 +647,7 @@ class DNSService:
                     negatives = {}
                     users = {}
                     listed = 0
+                    prefixes = {}
                 negative = None
                 cache_index = index
                 cache_networks = networks
@@ -639,10 +655,16 @@ class DNSService:
             for data, peer in batch:
                 key = data[2:]
                 network = -1
+                prefix = b""
                 if networks and peer:
                     network = self.network_of(host(peer))
                     if network >= 0:
-                        key = network.to_bytes(2, "big") + b"\xff" + key
+                        prefix = network.to_bytes(2, "big") + b"\xff"
+                        key = prefix + key
+                if serve is not None and peer:
+                    if len(prefixes) >= 65536:
+                        prefixes.clear()
+                    prefixes[address(peer)] = prefix if rrl is None or network >= 0 else 0
                 hit = cache.get(key)
                 if hit is None:
                     hit = negatives.get(key)

@@ -50,10 +50,21 @@ Send = Callable[[bytes, Peer], None]
 """Sends one answer at once (`UDPIO.send`)."""
 
 
+Fresh = Callable[[], bool]
+Serve = Callable[
+    [Fresh, dict[bytes, Any], dict[bytes, Any], list[int], dict[bytes, Any]], Datagrams
+]
+"""`BatchIO.serve`: receive, answering from the answer cache in C (see `BatchIO`)."""
+
+
 class UDPIO(Protocol):
     """The UDP loop's I/O (see the module docstring)."""
 
+    serve: Serve | None
+
     def receive(self) -> Datagrams: ...
+
+    def address(self, peer: Peer) -> bytes: ...
 
     def flush(self, out: Datagrams) -> None: ...
 
@@ -88,18 +99,31 @@ def enable_pktinfo(sock: socket.socket) -> None:
 
 class BatchIO:
     """recvmmsg/sendmmsg through `dnsserver._udpbatch`. The socket's descriptor is read on
-    every call, so a closed socket gives OSError (EBADF), never another socket's data."""
+    every call, so a closed socket gives OSError (EBADF), never another socket's data.
 
-    __slots__ = ("flush", "host", "receive", "send")
+    `serve(fresh, cache, negatives, outcomes, prefixes)` is `receive` that also answers,
+    in C, what the UDP loop would answer from its answer cache, and returns the rest: when
+    ``fresh()`` (called once per batch) says the cache belongs to the zones and networks
+    served now, a query whose client's IP address (`address`) is in ``prefixes`` with a
+    bytes value is looked up by that value plus the query after its id in ``cache``, then
+    ``negatives``; a hit (cycle, slot) sends the query's id plus ``next(cycle)`` and adds
+    one to ``outcomes[slot]``. The loop puts a client in ``prefixes`` once it has answered
+    it: its network's key prefix, or a non-bytes value for a client it must rate-limit (the
+    limiter's bookkeeping stays in Python). A cache hit then costs no Python at all."""
+
+    __slots__ = ("address", "flush", "host", "receive", "send", "serve")
 
     def __init__(self, sock: socket.socket, *, pktinfo: bool) -> None:
         assert _udpbatch is not None
         module = _udpbatch
-        recv = module.Receiver(BATCH, 65535, pktinfo).recv
+        receiver = module.Receiver(BATCH, 65535, pktinfo)
+        recv, answer = receiver.recv, receiver.serve
         send = module.send
         fileno = sock.fileno
         self.receive: Callable[[], Datagrams] = lambda: recv(fileno())
+        self.serve: Serve | None = lambda *cache: answer(fileno(), *cache)
         self.host: Callable[[Peer], str] = module.host
+        self.address: Callable[[Peer], bytes] = module.address
 
         def flush(out: Datagrams) -> None:
             try:  # noqa: SIM105 (once per batch: try costs less than contextlib.suppress)
@@ -119,6 +143,8 @@ class SocketIO:
     wildcard-bound socket). A peer is (host, port[, flowinfo, scope], pktinfo)."""
 
     __slots__ = ("_sendto", "receive")
+
+    serve: Serve | None = None  # every query goes through the loop
 
     def __init__(self, sock: socket.socket, *, pktinfo: bool) -> None:
         if not pktinfo:
@@ -164,3 +190,7 @@ class SocketIO:
     @staticmethod
     def host(peer: Peer) -> str:
         return str(peer[0]) if peer else ""
+
+    @staticmethod
+    def address(peer: Peer) -> bytes:
+        return str(peer[0]).encode() if peer else b""

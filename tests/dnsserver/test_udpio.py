@@ -5,6 +5,7 @@ forwarded answers, and on a wildcard listener an answer from the address asked."
 
 from __future__ import annotations
 
+import itertools
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,3 +196,45 @@ def test_case_randomised_queries_are_answered_from_the_cache_in_the_case_asked(
                 )
         # One answer was built (for the first case asked); every other came from the cache.
         assert service.stats().cache_misses == 1
+
+
+def test_the_c_module_answers_cache_hits_for_known_clients_while_the_cache_is_fresh() -> None:
+    module = udpio._udpbatch
+    assert module is not None
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        server.bind(("127.0.0.1", 0))
+        client.bind(("127.0.0.1", 0))
+        client.settimeout(2)
+        receiver = module.Receiver(8, 512)
+        query = b"\x12\x34" + b"a question"  # a header's length
+        kept = b"-kept answer"
+        cache = {b"a question": (itertools.cycle([kept + b"1", kept + b"2"]), 1)}
+        outcomes = [0, 0]
+        client_address = module.address(module.peer("127.0.0.1", 0))
+
+        def serve(fresh: bool, prefixes: dict[bytes, object]) -> list[tuple[bytes, bytes]]:
+            client.sendto(query, server.getsockname())
+            return receiver.serve(server.fileno(), lambda: fresh, cache, {}, outcomes, prefixes)
+
+        # A client the loop has not answered yet: returned to the loop, nothing sent.
+        assert [data for data, _ in serve(True, {})] == [query]
+        # A client it must rate-limit: returned too.
+        assert [data for data, _ in serve(True, {client_address: 0})] == [query]
+        # The cache is not the current zones': returned.
+        assert [data for data, _ in serve(False, {client_address: b""})] == [query]
+        assert outcomes == [0, 0]
+        # A known client, a fresh cache: answered here, rotating, counted.
+        assert serve(True, {client_address: b""}) == []
+        assert client.recv(512) == b"\x12\x34" + kept + b"1"
+        assert serve(True, {client_address: b""}) == []
+        assert client.recv(512) == b"\x12\x34" + kept + b"2"
+        assert outcomes == [0, 2]
+        # A client in a network: looked up with its network's prefix.
+        assert [data for data, _ in serve(True, {client_address: b"\x00\x01\xff"})] == [query]
+        cache[b"\x00\x01\xffa question"] = (itertools.repeat(b"-for the network"), 0)
+        assert serve(True, {client_address: b"\x00\x01\xff"}) == []
+        assert client.recv(512) == b"\x12\x34-for the network"
+        assert outcomes == [1, 2]
