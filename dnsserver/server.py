@@ -3,7 +3,8 @@
 Each UDP socket is served by one thread running a blocking loop: it reads every query
 waiting (recvmmsg where the C module `dnsserver._udpbatch` is built, else recvfrom; see
 `dnsserver.udpio`), answers them, and sends the answers together. Its hot
-path answers from a response cache: the full wire response keyed by the query's bytes
+path answers from a response cache (looked up in C for clients it has answered before,
+`udpio.BatchIO.serve`, where the module is built): the full wire response keyed by the query's bytes
 after the id (flags, counts, question as sent, OPT record), with the client's id patched
 in. The cache belongs to one `ZoneIndex`, so a cached answer is never older than the zones
 it came from. When the index is swapped for a patch of it (`ZoneStore.patch`), the loop

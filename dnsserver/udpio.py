@@ -6,7 +6,8 @@ Two implementations of one small interface (`UDPIO`):
   socket (up to `BATCH`) is read by one recvmmsg(2), and the answers to a batch leave in
   one sendmmsg(2). Under load this halves the system calls and the wake-ups per query,
   the largest cost of the UDP loop after the answer itself. A peer is the sender's socket
-  address as bytes.
+  address as bytes. Its `serve` also answers the queries the loop's answer cache holds,
+  in C, so that a cache hit costs no Python.
 - `SocketIO`, the stdlib: one recvfrom and one sendto per datagram. A peer is the address
   tuple the socket module gives. Used where the C module was not built (no compiler, not
   Linux) or with `batch=False`.
