@@ -2,9 +2,9 @@
 
 Each UDP socket is served by one thread running a blocking loop: it reads every query
 waiting (recvmmsg where the C module `dnsserver._udpbatch` is built, else recvfrom; see
-`dnsserver.udpio`), answers them, and sends the answers together. Its hot
-path answers from a response cache (looked up in C for clients it has answered before,
-`udpio.BatchIO.serve`, where the module is built): the full wire response keyed by the query's bytes
+`dnsserver.udpio`), answers them, and sends the answers together. Its hot path answers
+from a response cache (looked up in C, `udpio.BatchIO.serve`, for clients it has answered
+from it before, where the module is built): the full wire response keyed by the query's bytes
 after the id (flags, counts, question as sent, OPT record), with the client's id patched
 in. The cache belongs to one `ZoneIndex`, so a cached answer is never older than the zones
 it came from. When the index is swapped for a patch of it (`ZoneStore.patch`), the loop
@@ -591,7 +591,8 @@ class DNSService:
         cache_authority: tuple[IPNetwork, ...] | None = None
         # With `serve` (BatchIO), the C module answers cache hits itself (udpio.BatchIO):
         # for the clients in `prefixes` (IP address -> key prefix; a non-bytes value: rate-
-        # limited, left to this loop), and only while `fresh()` says the cache is current.
+        # limited, left to this loop), put there by their first hit that reached this loop,
+        # and only while `fresh()` says the cache is current.
         prefixes: dict[bytes, bytes | int] = {}
 
         def fresh() -> bool:
@@ -662,14 +663,14 @@ class DNSService:
                     if network >= 0:
                         prefix = network.to_bytes(2, "big") + b"\xff"
                         key = prefix + key
-                if serve is not None and peer:
-                    if len(prefixes) >= 65536:
-                        prefixes.clear()
-                    prefixes[address(peer)] = prefix if rrl is None or network >= 0 else 0
                 hit = cache.get(key)
                 if hit is None:
                     hit = negatives.get(key)
                 if hit is not None:
+                    if serve is not None:  # the C module may answer its next hits itself
+                        if len(prefixes) >= 65536:
+                            prefixes.clear()
+                        prefixes[address(peer)] = prefix if rrl is None or network >= 0 else 0
                     cycle, number = hit
                     outcomes[number] += 1
                     wire = next(cycle)

@@ -109,8 +109,9 @@ class BatchIO:
     bytes value is looked up by that value plus the query after its id in ``cache``, then
     ``negatives``; a hit (cycle, slot) sends the query's id plus ``next(cycle)`` and adds
     one to ``outcomes[slot]``. The loop puts a client in ``prefixes`` once it has answered
-    it: its network's key prefix, or a non-bytes value for a client it must rate-limit (the
-    limiter's bookkeeping stays in Python). A cache hit then costs no Python at all."""
+    it from the cache: its network's key prefix, or a non-bytes value for a client it must
+    rate-limit (the limiter's bookkeeping stays in Python). A cache hit then costs no Python
+    at all."""
 
     __slots__ = ("address", "flush", "host", "receive", "send", "serve")
 
